@@ -1,0 +1,218 @@
+// serve_cmd.cc - `stsguard serve`: the Postfix smtp_tls_policy_maps
+// socketmap service.  Wires the engine (store, refresher, discovery pool)
+// to the socketmap server on one event loop, and handles the daemon's
+// life: signals (HUP reload, TERM/INT drain), sd_notify, privilege drop,
+// periodic last-used flushes and background refresh sweeps.
+#include <CLI/CLI.hpp>
+
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <mutex>
+#include <random>
+
+#include "cli/commands.h"
+#include "policy-cache/config.h"
+#include "policy-cache/discovery_pool.h"
+#include "policy-cache/logger.h"
+#include "policy-cache/policy_store.h"
+#include "policy-cache/refresher.h"
+#include "policy-cache/settings.h"
+#include "postfix/event_loop.h"
+#include "postfix/policy_service.h"
+#include "postfix/socketmap_server.h"
+
+namespace stsguard {
+namespace {
+
+constexpr std::size_t kMaxSweepBatch = 10000;  // domains queued per sweep at most
+
+// Draws jitter for refresh scheduling from worker threads.
+class Jitter {
+public:
+    double operator()() {
+        std::lock_guard<std::mutex> l(mu_);
+        return dist_(rng_);
+    }
+
+private:
+    std::mutex mu_;
+    std::minstd_rand rng_{std::random_device{}()};
+    std::uniform_real_distribution<double> dist_{0.0, 1.0};
+};
+
+ServerLimits server_limits(const Config& c) {
+    ServerLimits l;
+    l.max_request_bytes = static_cast<std::size_t>(c.max_request_bytes);
+    l.max_connections = static_cast<std::size_t>(c.max_connections);
+    l.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.idle_timeout);
+    return l;
+}
+
+LogFn server_log(const Logger& log) {
+    return [&log](LogLevel level, const std::string& msg) {
+        switch (level) {
+            case LogLevel::debug: log.debug(msg); break;
+            case LogLevel::info: log.info(msg); break;
+            case LogLevel::warning: log.warning(msg); break;
+            case LogLevel::error: log.error(msg); break;
+        }
+    };
+}
+
+bool drop_privileges(const std::string& user, const Logger& log) {
+    if (user.empty() || geteuid() != 0) return true;
+    struct passwd* pw = getpwnam(user.c_str());
+    if (!pw) {
+        log.error("user '" + user + "' does not exist");
+        return false;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        log.error("cannot drop privileges to '" + user + "'");
+        return false;
+    }
+    return true;
+}
+
+int run_serve(const GlobalOptions& g, bool log_stderr) {
+    Config cfg;
+    if (!load_cli_config(g, cfg)) return static_cast<int>(ExitCode::unknown);
+    Logger log("stsguard/serve", log_stderr || cfg.log_target == "stderr" ? LogTarget::stderr_stream : LogTarget::syslog);
+
+    auto opened = PolicyStore::open(store_options(cfg, StoreAccess::read_write));
+    if (!opened.found()) {
+        std::string why = opened.failed() ? opened.failure().reason : opened.not_found_info().reason;
+        log.log(LogSeverity::fatal, "cache " + cfg.cache_dir + ": " + why);
+        std::cerr << "stsguard serve: cache " << cfg.cache_dir << ": " << why << "\n";
+        return static_cast<int>(ExitCode::unknown);
+    }
+    PolicyStore& store = *opened.value();
+
+    // Listeners first, so a port conflict fails start-up loudly.
+    std::vector<ListenSocket> sockets;
+    UnixSocketOptions unix_opts{cfg.unix_socket_owner, cfg.unix_socket_group, cfg.unix_socket_mode};
+    for (const auto& text : cfg.listen) {
+        auto addr = parse_listen_address(text);
+        if (!addr.found()) {
+            std::cerr << "stsguard serve: listen = " << text << ": "
+                      << (addr.failed() ? addr.failure().reason : "invalid") << "\n";
+            return static_cast<int>(ExitCode::unknown);
+        }
+        auto sock = open_listen_socket(addr.value(), unix_opts);
+        if (!sock.found()) {
+            std::string why = sock.failed() ? sock.failure().reason : "cannot listen";
+            log.log(LogSeverity::fatal, "listen " + text + ": " + why);
+            std::cerr << "stsguard serve: listen " << text << ": " << why << "\n";
+            return static_cast<int>(ExitCode::unknown);
+        }
+        sockets.push_back(std::move(sock.value()));
+    }
+    if (!drop_privileges(cfg.user, log)) return static_cast<int>(ExitCode::unknown);
+
+    https_global_init();
+    SystemClock clock;
+    Jitter jitter;
+    Refresher refresher(store, clock, refresh_settings(cfg), [&jitter] { return jitter(); });
+    const DnsSettings dns_cfg = dns_settings(cfg);
+    const FetchSettings fetch_cfg = fetch_settings(cfg);
+    AdapterFactory factory = [&]() {
+        WorkerAdapters a;
+        std::string why;
+        a.dns = make_ldns_resolver(dns_cfg, &why);
+        if (!a.dns) throw std::runtime_error("DNS resolver: " + why);
+        a.fetcher = make_curl_fetcher(fetch_cfg, *a.dns);
+        return a;
+    };
+    ServiceMetrics metrics;
+    SteadyMonotonicClock mono;
+    EventLoop loop(mono);
+    DiscoveryPool pool(refresher, factory, cfg.fetch_concurrency, cfg.discovery_queue_max);
+    auto service = std::make_shared<PolicyService>(store, pool, clock, loop, service_settings(cfg), log, metrics);
+    SocketmapServer server(loop, service, server_limits(cfg), server_log(log));
+    for (auto& s : sockets) {
+        std::string name = s.address().to_string();
+        if (!server.add_listener(std::move(s))) return static_cast<int>(ExitCode::unknown);
+        log.info("listening on " + name);
+    }
+
+    // Signals through a signalfd on the loop: no async-signal-unsafe code.
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int s : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&mask, s);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) throw std::runtime_error("signalfd failed");
+    bool stopping = false;
+    std::shared_ptr<PolicyService> current = service;
+    loop.watch(sfd, IoInterest::read, [&](IoEvents) {
+        signalfd_siginfo si;
+        while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+            if (si.ssi_signo == SIGHUP) {
+                sd_notify(0, "RELOADING=1");
+                Config next;
+                if (!load_cli_config(g, next)) {
+                    log.error("reload: configuration has errors; keeping the running configuration");
+                } else {
+                    current = std::make_shared<PolicyService>(store, pool, clock, loop, service_settings(next), log,
+                                                              metrics);
+                    server.set_handler(current);
+                    server.set_limits(server_limits(next));
+                    log.info("reloaded configuration (listen addresses, cache and workers need a restart)");
+                }
+                sd_notify(0, "READY=1");
+            } else if (!stopping) {
+                stopping = true;
+                sd_notify(0, "STOPPING=1");
+                log.info("stopping: draining connections");
+                server.stop_accepting();
+                server.drain(std::chrono::seconds(5), [&loop] { loop.stop(); });
+            }
+        }
+    });
+
+    // Periodic work: last-used flushes and background refresh sweeps.
+    std::function<void()> flush = [&] {
+        current->flush_last_used();
+        loop.run_after(cfg.last_used_flush, flush);
+    };
+    loop.run_after(cfg.last_used_flush, flush);
+    const RefreshSettings rs = refresh_settings(cfg);
+    std::function<void()> sweep = [&] {
+        pool.post([&store, &pool, &clock, rs] {
+            std::vector<DomainName> due;
+            UnixTime now = clock.now();
+            store.for_each([&](std::string_view, const Lookup<CacheRecord>& r) {
+                if (r.found() && due_for_background_refresh(r.value(), now, rs)) due.push_back(r.value().domain);
+                return due.size() >= kMaxSweepBatch ? Visit::stop : Visit::next;
+            });
+            for (const auto& d : due) pool.submit(d, nullptr);
+        });
+        loop.run_after(cfg.sweep_interval, sweep);
+    };
+    loop.run_after(std::chrono::seconds(5), sweep);
+
+    sd_notify(0, "READY=1");
+    log.info("stsguard " STSGUARD_VERSION " ready; cache " + cfg.cache_dir);
+    loop.run();
+    current->flush_last_used();
+    close(sfd);
+    log.info("stopped");
+    return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, const GlobalOptions& g, int& rc) {
+    auto log_stderr = std::make_shared<bool>(false);
+    auto* cmd = app.add_subcommand("serve", "run the Postfix smtp_tls_policy_maps socketmap service");
+    cmd->add_flag("--log-to-stderr", *log_stderr, "log to standard error instead of syslog");
+    cmd->callback([&g, &rc, log_stderr] { rc = run_serve(g, *log_stderr); });
+}
+
+}  // namespace stsguard

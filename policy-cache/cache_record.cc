@@ -1,0 +1,311 @@
+// cache_record.cc - see cache_record.h for the layout.
+#include "policy-cache/cache_record.h"
+
+#include <cstring>
+#include <limits>
+#include <utility>
+
+namespace stsguard {
+
+const char* outcome_kind_name(OutcomeKind k) {
+    switch (k) {
+    case OutcomeKind::ok: return "ok";
+    case OutcomeKind::no_policy: return "no-policy";
+    case OutcomeKind::temporary: return "temporary";
+    case OutcomeKind::permanent: return "permanent";
+    }
+    return "?";
+}
+
+void CacheRecord::set_policy(std::string body, Policy parsed, PolicyId id, UnixTime fetched) {
+    state = PolicyState::has_policy;
+    policy_body = std::move(body);
+    policy = std::move(parsed);
+    policy_id = std::move(id);
+    fetched_at = fetched;
+    expires_at = fetched + policy.max_age;
+}
+
+bool operator==(const CacheRecord& a, const CacheRecord& b) {
+    auto same_id = [](const std::optional<PolicyId>& x, const std::optional<PolicyId>& y) {
+        return x.has_value() == y.has_value() && (!x || *x == *y);
+    };
+    return a.domain == b.domain && a.state == b.state && a.policy_body == b.policy_body &&
+           a.policy.version == b.policy.version && a.policy.mode == b.policy.mode &&
+           a.policy.max_age == b.policy.max_age && a.policy.mx == b.policy.mx &&
+           a.policy.extensions == b.policy.extensions && same_id(a.policy_id, b.policy_id) &&
+           a.fetched_at == b.fetched_at && a.expires_at == b.expires_at &&
+           a.last_checked == b.last_checked && a.last_used == b.last_used &&
+           a.next_refresh == b.next_refresh && a.last_outcome.kind == b.last_outcome.kind &&
+           a.last_outcome.code == b.last_outcome.code &&
+           a.last_outcome.text == b.last_outcome.text &&
+           a.consecutive_failures == b.consecutive_failures && a.mx_hosts == b.mx_hosts &&
+           a.mx_expires_at == b.mx_expires_at;
+}
+
+namespace {
+
+constexpr std::size_t kMaxHostName = 253;
+constexpr std::size_t kMaxIdLength = 32;
+
+bool valid_policy_id(std::string_view id) {
+    if (id.empty() || id.size() > kMaxIdLength) return false;
+    for (char c : id) {
+        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        if (!alnum) return false;
+    }
+    return true;
+}
+
+// ---- writing -----------------------------------------------------------
+
+class Writer {
+public:
+    void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
+    void u16(std::uint16_t v) { le(v, 2); }
+    void u32(std::uint32_t v) { le(v, 4); }
+    void i64(std::int64_t v) { le(static_cast<std::uint64_t>(v), 8); }
+    // Length prefix of `width` bytes, then the bytes; false if too long.
+    bool str(std::string_view s, int width, std::size_t limit, const char* field) {
+        if (s.size() > limit) {
+            if (why_.empty())
+                why_ = std::string(field) + " is " + std::to_string(s.size()) +
+                       " bytes, over the limit of " + std::to_string(limit);
+            return false;
+        }
+        le(s.size(), width);
+        out_.append(s);
+        return true;
+    }
+    bool count(std::size_t n, const char* field) {
+        if (n > std::numeric_limits<std::uint16_t>::max()) {
+            if (why_.empty()) why_ = std::string(field) + " has " + std::to_string(n) + " entries, over 65535";
+            return false;
+        }
+        u16(static_cast<std::uint16_t>(n));
+        return true;
+    }
+    std::string& out() { return out_; }
+    const std::string& why() const { return why_; }
+
+private:
+    void le(std::uint64_t v, int bytes) {
+        for (int i = 0; i < bytes; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    }
+    std::string out_;
+    std::string why_;
+};
+
+// ---- reading -----------------------------------------------------------
+
+// Every read checks the remaining length first; after the first failure
+// all reads fail, so the decoder can check once per group of fields.
+class Reader {
+public:
+    explicit Reader(std::string_view b) : p_(b.data()), left_(b.size()), total_(b.size()) {}
+
+    bool u8(std::uint8_t& v, const char* f) {
+        std::uint64_t x = 0;
+        if (!le(x, 1, f)) return false;
+        v = static_cast<std::uint8_t>(x);
+        return true;
+    }
+    bool u16(std::uint16_t& v, const char* f) {
+        std::uint64_t x = 0;
+        if (!le(x, 2, f)) return false;
+        v = static_cast<std::uint16_t>(x);
+        return true;
+    }
+    bool u32(std::uint32_t& v, const char* f) {
+        std::uint64_t x = 0;
+        if (!le(x, 4, f)) return false;
+        v = static_cast<std::uint32_t>(x);
+        return true;
+    }
+    bool i64(std::int64_t& v, const char* f) {
+        std::uint64_t x = 0;
+        if (!le(x, 8, f)) return false;
+        v = static_cast<std::int64_t>(x);
+        return true;
+    }
+    bool time(UnixTime& t, const char* f) {
+        std::int64_t s = 0;
+        if (!i64(s, f)) return false;
+        t = from_unix(s);
+        return true;
+    }
+    bool str(std::string& s, int width, std::size_t limit, const char* f) {
+        std::uint64_t n = 0;
+        if (!le(n, width, f)) return false;
+        if (n > limit) return fail(std::string(f) + " length " + std::to_string(n) + " over its limit " + std::to_string(limit));
+        if (n > left_) return fail(std::string(f) + " length " + std::to_string(n) + " runs past the end (" + std::to_string(left_) + " bytes left)");
+        s.assign(p_, static_cast<std::size_t>(n));
+        p_ += n;
+        left_ -= n;
+        return true;
+    }
+    // A list count, checked against the bytes left: each element needs at
+    // least min_each bytes, so a corrupt count cannot cause a huge reserve.
+    bool count(std::size_t& n, std::size_t min_each, const char* f) {
+        std::uint16_t c = 0;
+        if (!u16(c, f)) return false;
+        if (static_cast<std::size_t>(c) * min_each > left_)
+            return fail(std::string(f) + " count " + std::to_string(c) + " cannot fit in the " + std::to_string(left_) + " bytes left");
+        n = c;
+        return true;
+    }
+    bool fail(std::string why) {
+        if (ok_) why_ = std::move(why) + " (at byte " + std::to_string(total_ - left_) + ")";
+        ok_ = false;
+        left_ = 0;
+        return false;
+    }
+    bool ok() const { return ok_; }
+    std::size_t left() const { return left_; }
+    std::string& why() { return why_; }
+
+private:
+    bool le(std::uint64_t& v, int bytes, const char* f) {
+        if (!ok_) return false;
+        if (left_ < static_cast<std::size_t>(bytes)) return fail(std::string("truncated in ") + f);
+        v = 0;
+        for (int i = 0; i < bytes; ++i)
+            v |= static_cast<std::uint64_t>(static_cast<unsigned char>(p_[i])) << (8 * i);
+        p_ += bytes;
+        left_ -= bytes;
+        return true;
+    }
+    const char* p_;
+    std::size_t left_;
+    std::size_t total_;
+    bool ok_ = true;
+    std::string why_;
+};
+
+std::uint8_t mode_code(Mode m) {
+    switch (m) {
+    case Mode::enforce: return 0;
+    case Mode::testing: return 1;
+    case Mode::none: return 2;
+    }
+    return 2;
+}
+
+}  // namespace
+
+std::optional<std::string> encode_record(const CacheRecord& r, std::string* why) {
+    constexpr std::size_t k16 = std::numeric_limits<std::uint16_t>::max();
+    Writer w;
+    w.out().reserve(96 + r.domain.str().size() + r.policy_body.size() + r.last_outcome.text.size());
+    w.u8(kRecordFormat);
+    w.u8(static_cast<std::uint8_t>(r.state));
+    w.u8(mode_code(r.policy.mode));
+    w.u8(static_cast<std::uint8_t>(r.last_outcome.kind));
+    w.u32(r.consecutive_failures);
+    w.i64(r.policy.max_age.count());
+    w.i64(to_unix(r.fetched_at));
+    w.i64(to_unix(r.expires_at));
+    w.i64(to_unix(r.last_checked));
+    w.i64(to_unix(r.last_used));
+    w.i64(to_unix(r.next_refresh));
+    w.i64(to_unix(r.mx_expires_at));
+    bool ok = w.str(r.domain.str(), 1, kMaxHostName, "domain");
+    const std::string id = r.policy_id ? r.policy_id->str() : std::string();
+    if (r.policy_id && !valid_policy_id(id)) {
+        if (why) *why = "policy id \"" + id + "\" is not 1-32 letters and digits";
+        return std::nullopt;
+    }
+    ok = ok && w.str(id, 1, kMaxIdLength, "policy id");
+    ok = ok && w.str(r.policy.version, 1, 255, "policy version");
+    ok = ok && w.count(r.policy.mx.size(), "mx patterns");
+    for (const auto& p : r.policy.mx) ok = ok && w.str(p, 2, k16, "mx pattern");
+    ok = ok && w.count(r.policy.extensions.size(), "policy extensions");
+    for (const auto& [k, v] : r.policy.extensions)
+        ok = ok && w.str(k, 2, k16, "extension key") && w.str(v, 2, k16, "extension value");
+    ok = ok && w.str(r.last_outcome.code, 2, k16, "outcome code");
+    ok = ok && w.str(r.last_outcome.text, 2, k16, "outcome text");
+    ok = ok && w.count(r.mx_hosts.size(), "MX hosts");
+    for (const auto& h : r.mx_hosts) ok = ok && w.str(h, 1, kMaxHostName, "MX host");
+    ok = ok && w.str(r.policy_body, 4, kMaxPolicyBytes, "policy body");
+    if (!ok) {
+        if (why) *why = "cannot encode the record of " + r.domain.str() + ": " + w.why();
+        return std::nullopt;
+    }
+    return std::move(w.out());
+}
+
+std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainName& key,
+                                         std::string* why) {
+    constexpr std::size_t k16 = std::numeric_limits<std::uint16_t>::max();
+    auto bad = [&](std::string reason) -> std::optional<CacheRecord> {
+        if (why) *why = "record of " + key.str() + ": " + std::move(reason);
+        return std::nullopt;
+    };
+    Reader r(bytes);
+    std::uint8_t format = 0, state = 0, mode = 0, kind = 0;
+    if (!r.u8(format, "format")) return bad("empty value");
+    if (format != kRecordFormat)
+        return bad("record format " + std::to_string(format) +
+                   (format > kRecordFormat ? " is newer than this stsguard understands ("
+                                           : " is not supported (expected ") +
+                   std::to_string(kRecordFormat) + ")");
+
+    CacheRecord rec(key);
+    std::int64_t max_age = 0;
+    r.u8(state, "state");
+    r.u8(mode, "mode");
+    r.u8(kind, "outcome kind");
+    r.u32(rec.consecutive_failures, "consecutive failures");
+    r.i64(max_age, "max_age");
+    r.time(rec.fetched_at, "fetched_at");
+    r.time(rec.expires_at, "expires_at");
+    r.time(rec.last_checked, "last_checked");
+    r.time(rec.last_used, "last_used");
+    r.time(rec.next_refresh, "next_refresh");
+    r.time(rec.mx_expires_at, "mx_expires_at");
+    if (!r.ok()) return bad(r.why());
+    if (state > 1) return bad("state " + std::to_string(state) + " is not 0 or 1");
+    if (mode > 2) return bad("mode " + std::to_string(mode) + " is not 0, 1 or 2");
+    if (kind > 3) return bad("outcome kind " + std::to_string(kind) + " is not 0-3");
+    if (max_age < 0 || max_age > kMaxAgeLimit)
+        return bad("max_age " + std::to_string(max_age) + " is outside 0.." + std::to_string(kMaxAgeLimit));
+    rec.state = static_cast<PolicyState>(state);
+    rec.policy.mode = mode == 0 ? Mode::enforce : mode == 1 ? Mode::testing : Mode::none;
+    rec.last_outcome.kind = static_cast<OutcomeKind>(kind);
+    rec.policy.max_age = Seconds{max_age};
+
+    std::string domain, id;
+    if (!r.str(domain, 1, kMaxHostName, "domain")) return bad(r.why());
+    if (domain != key.str()) return bad("stored under the wrong key (it names \"" + domain + "\")");
+    if (!r.str(id, 1, kMaxIdLength, "policy id")) return bad(r.why());
+    if (!id.empty()) {
+        if (!valid_policy_id(id)) return bad("policy id is not 1-32 letters and digits");
+        rec.policy_id = PolicyId(std::move(id));
+    }
+    r.str(rec.policy.version, 1, 255, "policy version");
+
+    std::size_t n = 0;
+    if (r.count(n, 2, "mx patterns")) {
+        rec.policy.mx.resize(n);
+        for (auto& p : rec.policy.mx)
+            if (!r.str(p, 2, k16, "mx pattern")) break;
+    }
+    if (r.count(n, 4, "policy extensions")) {
+        rec.policy.extensions.resize(n);
+        for (auto& [k, v] : rec.policy.extensions)
+            if (!r.str(k, 2, k16, "extension key") || !r.str(v, 2, k16, "extension value")) break;
+    }
+    r.str(rec.last_outcome.code, 2, k16, "outcome code");
+    r.str(rec.last_outcome.text, 2, k16, "outcome text");
+    if (r.count(n, 1, "MX hosts")) {
+        rec.mx_hosts.resize(n);
+        for (auto& h : rec.mx_hosts)
+            if (!r.str(h, 1, kMaxHostName, "MX host")) break;
+    }
+    r.str(rec.policy_body, 4, kMaxPolicyBytes, "policy body");
+    if (!r.ok()) return bad(r.why());
+    if (r.left() != 0) return bad(std::to_string(r.left()) + " unexpected bytes after the last field");
+    return rec;
+}
+
+}  // namespace stsguard

@@ -1,0 +1,35 @@
+// mx_match.h - MX host name against policy "mx" patterns (RFC 8461 4.1).
+//
+// A pattern is a host name or "*." followed by a host name; the wildcard
+// covers exactly one left-most label ("*.example.com" matches
+// "mx.example.com", not "a.b.example.com" nor "example.com").  Comparison
+// is case-insensitive; a trailing root dot on the host is ignored.  An
+// invalid pattern matches nothing.
+//
+// Pure: no I/O.  Limits: none.  Failures: through findings only.
+#pragma once
+
+#include <string_view>
+#include <vector>
+#include <string>
+
+#include "policy-cache/finding.h"
+
+namespace stsguard {
+
+enum class MxVerdict { match, nomatch };
+
+struct MxMatch {
+    MxVerdict verdict = MxVerdict::nomatch;
+    Findings findings;  // why not, and warnings about the pattern or host
+};
+
+// Checks a pattern's syntax alone (3.2 "mx" value); empty findings = valid.
+Findings check_mx_pattern(std::string_view pattern);
+
+MxMatch match_mx(std::string_view pattern, std::string_view host);
+
+// True if host matches any of the patterns (invalid ones are skipped).
+bool mx_allowed(const std::vector<std::string>& patterns, std::string_view host);
+
+}  // namespace stsguard

@@ -1,0 +1,28 @@
+// domain_view.h - the engine's state of one domain, as the answer logic
+// sees it.  Built from a cache record and its assessment (refresh_rules.h)
+// so `serve`, `query` and `dry-run` derive answers the same way.
+//
+// Pure: no I/O.  Failures: none.  The returned view points into `rec`,
+// which must outlive it.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "policy-cache/cache_record.h"
+#include "policy-cache/refresh_rules.h"
+#include "postfix/policy_answer.h"
+
+namespace stsguard {
+
+// For Assessment::Use::unknown (nothing usable and no answer in time),
+// the view is a temporary failure with `pending_code`/`pending_reason`.
+DomainView view_of(const std::optional<CacheRecord>& rec, const Assessment& a,
+                   const std::string& pending_code = "lookup-pending",
+                   const std::string& pending_reason = "policy discovery did not finish in time");
+
+// The whole decision for a domain whose record was just read.
+Answer answer_for(const DomainName& domain, const std::optional<CacheRecord>& rec, UnixTime now,
+                  const MapSettings& map);
+
+}  // namespace stsguard

@@ -1,0 +1,163 @@
+#include "postfix/netstring.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+namespace stsguard {
+
+const char* netstring_error_name(NetstringError e) {
+    switch (e) {
+        case NetstringError::none:
+            return "none";
+        case NetstringError::bad_length_char:
+            return "bad-length-char";
+        case NetstringError::missing_length:
+            return "missing-length";
+        case NetstringError::leading_zero:
+            return "leading-zero";
+        case NetstringError::length_over_limit:
+            return "length-over-limit";
+        case NetstringError::missing_terminator:
+            return "missing-terminator";
+    }
+    return "unknown";
+}
+
+bool NetstringDecoder::partial() const {
+    return state_ == State::length || state_ == State::data || state_ == State::terminator;
+}
+
+NetstringDecoder::Step NetstringDecoder::fail(NetstringError e, unsigned char byte,
+                                              std::size_t consumed) {
+    state_ = State::failed;
+    error_ = e;
+    bad_byte_ = byte;
+    error_offset_ = offset_ + consumed - 1;
+    offset_ += consumed;
+    data_.clear();
+    data_.shrink_to_fit();
+    return {Status::error, consumed};
+}
+
+NetstringDecoder::Step NetstringDecoder::feed(std::string_view input) {
+    std::size_t i = 0;
+    while (i < input.size()) {
+        switch (state_) {
+            case State::failed:
+                return {Status::error, 0};
+            case State::done:
+                offset_ += i;
+                return {Status::complete, i};
+            case State::length_first: {
+                const auto c = static_cast<unsigned char>(input[i++]);
+                if (c == ':') return fail(NetstringError::missing_length, c, i);
+                if (c < '0' || c > '9') return fail(NetstringError::bad_length_char, c, i);
+                length_ = static_cast<std::size_t>(c - '0');
+                if (length_ > max_length_) return fail(NetstringError::length_over_limit, c, i);
+                state_ = State::length;
+                break;
+            }
+            case State::length: {
+                const auto c = static_cast<unsigned char>(input[i++]);
+                if (c == ':') {
+                    data_.clear();
+                    data_.reserve(length_);
+                    state_ = length_ == 0 ? State::terminator : State::data;
+                    break;
+                }
+                if (c < '0' || c > '9') return fail(NetstringError::bad_length_char, c, i);
+                if (length_ == 0) return fail(NetstringError::leading_zero, c, i);
+                const auto digit = static_cast<std::size_t>(c - '0');
+                // Checked before adding, so the length never overflows.
+                if (length_ > max_length_ / 10)
+                    return fail(NetstringError::length_over_limit, c, i);
+                const std::size_t next = length_ * 10;  // <= max_length_
+                if (digit > max_length_ - next)
+                    return fail(NetstringError::length_over_limit, c, i);
+                length_ = next + digit;
+                break;
+            }
+            case State::data: {
+                const std::size_t want = length_ - data_.size();
+                const std::size_t n = std::min(want, input.size() - i);
+                data_.append(input.substr(i, n));
+                i += n;
+                if (data_.size() == length_) state_ = State::terminator;
+                break;
+            }
+            case State::terminator: {
+                const auto c = static_cast<unsigned char>(input[i++]);
+                if (c != ',') return fail(NetstringError::missing_terminator, c, i);
+                state_ = State::done;
+                break;
+            }
+        }
+    }
+    offset_ += i;
+    if (state_ == State::done) return {Status::complete, i};
+    if (state_ == State::failed) return {Status::error, i};
+    return {Status::need_more, i};
+}
+
+std::string NetstringDecoder::take() {
+    if (state_ != State::done) return {};
+    std::string out = std::move(data_);
+    data_.clear();
+    length_ = 0;
+    state_ = State::length_first;
+    return out;
+}
+
+std::string NetstringDecoder::error_message() const {
+    char byte[16];
+    if (bad_byte_ >= 0x21 && bad_byte_ < 0x7f)
+        std::snprintf(byte, sizeof byte, "'%c'", bad_byte_);
+    else
+        std::snprintf(byte, sizeof byte, "0x%02x", bad_byte_);
+    const std::string at =
+        std::string(" (byte ") + byte + " at offset " + std::to_string(error_offset_) + ")";
+    switch (error_) {
+        case NetstringError::none:
+            return "no error";
+        case NetstringError::bad_length_char:
+            return "netstring length: expected a decimal digit or ':'" + at;
+        case NetstringError::missing_length:
+            return "netstring length: ':' without a length before it" + at;
+        case NetstringError::leading_zero:
+            return "netstring length: leading zero" + at;
+        case NetstringError::length_over_limit:
+            return "netstring length: over the limit of " + std::to_string(max_length_) + " bytes" +
+                   at;
+        case NetstringError::missing_terminator:
+            return "netstring: expected ',' after " + std::to_string(length_) + " bytes of data" +
+                   at;
+    }
+    return "unknown netstring error";
+}
+
+void NetstringDecoder::reset() {
+    state_ = State::length_first;
+    length_ = 0;
+    data_.clear();
+    offset_ = 0;
+    error_ = NetstringError::none;
+    bad_byte_ = 0;
+    error_offset_ = 0;
+}
+
+void netstring_append(std::string& out, std::string_view data) {
+    out += std::to_string(data.size());
+    out += ':';
+    out.append(data);
+    out += ',';
+}
+
+std::string netstring_encode(std::string_view data) {
+    std::string out;
+    out.reserve(data.size() + 24);
+    netstring_append(out, data);
+    return out;
+}
+
+}  // namespace stsguard

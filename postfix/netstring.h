@@ -1,0 +1,92 @@
+// netstring.h - netstring framing (https://cr.yp.to/proto/netstrings.txt),
+// the transport of the Postfix socketmap protocol (socketmap_table(5)).
+//
+// A netstring is LEN ":" DATA ",": LEN is the decimal byte count of DATA,
+// with no sign, no white space and no leading zero ("0" alone is the
+// empty netstring).  NetstringDecoder is incremental: feed it bytes as
+// they arrive, in pieces of any size (one byte at a time works), and it
+// hands out one complete DATA at a time, so a caller can stop decoding
+// (back-pressure) with the rest of its input still unconsumed.
+//
+// Failures: the first framing error is reported precisely (the byte and
+// its offset in the stream) and is sticky until reset(): after a framing
+// error the stream cannot be resynchronised, the connection must go.
+// Limits: max_length bounds DATA; it is enforced while the length digits
+// arrive, so "99999999999:" fails on the digit that crosses the limit,
+// before any DATA is buffered; the length never overflows.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace stsguard {
+
+enum class NetstringError {
+    none,
+    bad_length_char,     // a byte other than a digit (or ':' after a digit) in LEN
+    missing_length,      // ':' with no digit before it
+    leading_zero,        // "05:" (only "0:" may start with 0)
+    length_over_limit,   // LEN exceeds max_length
+    missing_terminator,  // the byte after DATA is not ','
+};
+
+// Stable short name, e.g. "leading-zero".
+const char* netstring_error_name(NetstringError e);
+
+class NetstringDecoder {
+public:
+    enum class Status { need_more, complete, error };
+
+    struct Step {
+        Status status = Status::need_more;
+        std::size_t consumed = 0;  // bytes of the input used; the rest is untouched
+    };
+
+    explicit NetstringDecoder(std::size_t max_length) : max_length_(max_length) {}
+
+    // Consumes input up to the end of the first netstring that completes
+    // (status complete: take() returns it), or all of it (need_more), or
+    // up to and including the offending byte (error).
+    Step feed(std::string_view input);
+
+    // The DATA of the netstring that just completed; the decoder is then
+    // ready for the next one.  Until take() is called, feed() consumes
+    // nothing and keeps returning complete.
+    std::string take();
+
+    // True between the first byte of a netstring and its ','.
+    bool partial() const;
+    bool failed() const { return state_ == State::failed; }
+
+    NetstringError error() const { return error_; }
+    // Human-readable description of the error: what, which byte, where.
+    std::string error_message() const;
+
+    std::size_t max_length() const { return max_length_; }
+    void set_max_length(std::size_t n) { max_length_ = n; }
+
+    // Forgets everything, including a sticky error.
+    void reset();
+
+private:
+    enum class State { length_first, length, data, terminator, done, failed };
+
+    Step fail(NetstringError e, unsigned char byte, std::size_t consumed);
+
+    std::size_t max_length_;
+    State state_ = State::length_first;
+    std::size_t length_ = 0;
+    std::string data_;
+    std::uint64_t offset_ = 0;  // bytes consumed since construction/reset, for messages
+    NetstringError error_ = NetstringError::none;
+    unsigned char bad_byte_ = 0;
+    std::uint64_t error_offset_ = 0;
+};
+
+// LEN ":" DATA ",".
+std::string netstring_encode(std::string_view data);
+void netstring_append(std::string& out, std::string_view data);
+
+}  // namespace stsguard

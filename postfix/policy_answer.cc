@@ -1,0 +1,99 @@
+#include "postfix/policy_answer.h"
+
+#include "policy-cache/mx_match.h"
+
+namespace stsguard {
+namespace {
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+    std::string out;
+    for (const auto& s : v) {
+        if (!out.empty()) out += sep;
+        out += s;
+    }
+    return out;
+}
+
+// Postfix 3.10+ attributes (TLSRPT_README "MTA-STS Support via
+// smtp_tls_policy_maps").  policy_string values are wrapped in { } because
+// they contain white space.
+std::string sts_attributes(const DomainName& domain, const Policy& p, Seconds remaining,
+                           const char* policy_failure) {
+    std::string a = " policy_type=sts policy_domain=" + domain.str();
+    for (const auto& mx : p.mx) a += " mx_host_pattern=" + mx;
+    a += " policy_ttl=" + std::to_string(remaining.count());
+    a += " { policy_string = version: " + p.version + " }";
+    a += std::string(" { policy_string = mode: ") + mode_name(p.mode) + " }";
+    for (const auto& mx : p.mx) a += " { policy_string = mx: " + mx + " }";
+    a += " { policy_string = max_age: " + std::to_string(p.max_age.count()) + " }";
+    if (policy_failure) a += std::string(" policy_failure=") + policy_failure;
+    return a;
+}
+
+Answer notfound(std::string code, std::string why) {
+    return {SocketmapReply::notfound(), std::move(code), std::move(why)};
+}
+
+}  // namespace
+
+std::string postfix_match_pattern(const std::string& p) {
+    return p.rfind("*.", 0) == 0 ? p.substr(1) : p;
+}
+
+Answer decide_answer(const DomainName& domain, const DomainView& view, const MapSettings& map) {
+    using State = DomainView::State;
+    if (view.state == State::temp_failure) {
+        std::string why = "no usable policy: " + view.failure_code + " (" + view.failure_reason + ")";
+        if (map.on_temp_failure == OnTempFailure::temp)
+            return {SocketmapReply::temp("MTA-STS policy of " + domain.str() + " unavailable: " + view.failure_reason),
+                    "temp-failure", why};
+        return notfound("temp-failure-open", why);
+    }
+    if (view.state == State::no_policy || view.policy == nullptr)
+        return notfound("no-policy", view.failure_code.empty() ? "no MTA-STS policy" : view.failure_code + ": " + view.failure_reason);
+
+    const Policy& p = *view.policy;
+    if (p.mode == Mode::none) return notfound("mode-none", "policy mode none");
+    if (p.mode == Mode::testing && map.testing == TestingPolicies::report_only)
+        return notfound("mode-testing", "policy mode testing: report only");
+
+    const bool attrs = map.attributes == PostfixAttributes::on;
+    const std::string mode = mode_name(p.mode);
+
+    if (map.mx_match == MxMatchMode::patterns) {
+        std::vector<std::string> m;
+        for (const auto& pat : p.mx) m.push_back(postfix_match_pattern(pat));
+        std::string text = "secure match=" + join(m, ":") + " servername=hostname";
+        if (attrs) text += sts_attributes(domain, p, view.remaining, nullptr);
+        return {SocketmapReply::ok(std::move(text)), mode, "policy " + mode + ", patterns " + join(p.mx, ", ")};
+    }
+
+    if (!view.mx_hosts) {
+        return {SocketmapReply::temp("MTA-STS: MX lookup for " + domain.str() + " failed: " + view.mx_failure),
+                "mx-lookup-failed", "policy " + mode + ", MX lookup failed: " + view.mx_failure};
+    }
+    std::vector<std::string> approved;
+    for (const auto& host : *view.mx_hosts)
+        if (mx_allowed(p.mx, host)) approved.push_back(host);
+    if (approved.empty()) {
+        std::string why = "no MX host of " + domain.str() + " (" +
+                          (view.mx_hosts->empty() ? std::string("none") : join(*view.mx_hosts, ", ")) +
+                          ") matches its MTA-STS policy (mx: " + join(p.mx, ", ") + ")";
+        if (attrs) {
+            // Let Postfix >= 3.10 refuse each MX itself and report it via
+            // TLSRPT; older Postfix versions reject these attributes.
+            std::vector<std::string> m;
+            for (const auto& pat : p.mx) m.push_back(postfix_match_pattern(pat));
+            std::string text = "secure match=" + join(m, ":") + " servername=hostname" +
+                               sts_attributes(domain, p, view.remaining, "validation-failure");
+            return {SocketmapReply::ok(std::move(text)), "no-mx-match", why};
+        }
+        return {SocketmapReply::temp("MTA-STS: " + why), "no-mx-match", why};
+    }
+    std::string text = "secure match=" + join(approved, ":") + " servername=hostname";
+    if (attrs) text += sts_attributes(domain, p, view.remaining, nullptr);
+    return {SocketmapReply::ok(std::move(text)), mode,
+            "policy " + mode + ", approved MX " + join(approved, ", ")};
+}
+
+}  // namespace stsguard

@@ -1,0 +1,79 @@
+// policy_answer.h - what stsguard tells Postfix for one domain.
+//
+// Turns the engine's view of a domain (usable cached policy or not, the
+// domain's MX hosts from DNS, the last failure) into one socketmap reply,
+// the single decision point shared by `serve`, `query` and `dry-run`.
+//
+// RFC 8461 4 wants two checks: the MX host name must match a policy "mx"
+// pattern (4.1) and its certificate must be valid for that name (4.2).
+// Postfix 3.7 can only check certificate names ("secure match=..."), so
+// with mx_match = exact (default) the match list names exactly the
+// domain's current MX hosts that satisfy the policy patterns, with RFC
+// one-label wildcards: the certificate must then be valid for a
+// policy-approved MX.  If no MX satisfies the policy the reply is TEMP
+// (mail waits; RFC 8461 5: enforce means do not deliver).  mx_match =
+// patterns maps "*.x" to Postfix's ".x", which matches any depth: looser,
+// documented, for parity with other services.  With postfix_attributes =
+// yes the Postfix 3.10+ attributes are appended (TLSRPT_README), so a
+// Postfix >= 3.10.5 with smtp_tls_enforce_sts_mx_patterns enforces the
+// MX patterns itself and reports via TLSRPT.
+//
+// testing and none: NOTFOUND (deliver as usual), unless the map enforces
+// testing policies.  No usable policy after a temporary failure:
+// NOTFOUND (RFC fail-open) or TEMP (on_temp_failure = temp).
+//
+// Pure: no I/O.  Failures: none.  Limits: Postfix refuses replies over
+// 100000 bytes; the caller's server enforces that.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy-cache/domain_name.h"
+#include "policy-cache/sts_policy.h"
+#include "postfix/socketmap_server.h"
+
+namespace stsguard {
+
+enum class MxMatchMode { exact, patterns };
+enum class TestingPolicies { report_only, enforce };
+enum class OnTempFailure { notfound, temp };
+enum class PostfixAttributes { off, on };
+
+struct MapSettings {
+    MxMatchMode mx_match = MxMatchMode::exact;
+    TestingPolicies testing = TestingPolicies::report_only;
+    OnTempFailure on_temp_failure = OnTempFailure::notfound;
+    PostfixAttributes attributes = PostfixAttributes::off;
+};
+
+// What the engine knows about the domain right now.
+struct DomainView {
+    enum class State {
+        policy,        // an unexpired policy is usable (cached or just fetched)
+        no_policy,     // the domain has no policy (or only a failed one, permanent)
+        temp_failure,  // no usable policy, and discovery failed temporarily or timed out
+    } state = State::no_policy;
+    const Policy* policy = nullptr;          // set for State::policy
+    Seconds remaining{0};                    // policy lifetime left
+    // The domain's MX hosts (lower case, no trailing dot), for exact
+    // matching; nullopt when the MX lookup failed (mx_failure says why).
+    std::optional<std::vector<std::string>> mx_hosts;
+    std::string mx_failure;
+    std::string failure_code;                // for temp_failure / no_policy
+    std::string failure_reason;
+};
+
+struct Answer {
+    SocketmapReply reply;
+    std::string why_code;  // stable, for logs and metrics, e.g. "enforce", "no-mx-match"
+    std::string why;       // human readable
+};
+
+Answer decide_answer(const DomainName& domain, const DomainView& view, const MapSettings& map);
+
+// "*.x" -> ".x", others unchanged: Postfix's match syntax (patterns mode).
+std::string postfix_match_pattern(const std::string& sts_pattern);
+
+}  // namespace stsguard

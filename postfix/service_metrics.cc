@@ -1,0 +1,70 @@
+#include "postfix/service_metrics.h"
+
+#include <sstream>
+
+namespace stsguard {
+
+void ServiceMetrics::count_lookup(const std::string& reply, const std::string& reason,
+                                  std::chrono::nanoseconds latency) {
+    double s = std::chrono::duration<double>(latency).count();
+    std::lock_guard<std::mutex> l(mu_);
+    ++lookups_[{reply, reason}];
+    for (std::size_t i = 0; i < kLatencyBucketsSeconds.size(); ++i)
+        if (s <= kLatencyBucketsSeconds[i]) ++buckets_[i];
+    ++latency_count_;
+    latency_sum_ += s;
+}
+
+void ServiceMetrics::count_cache(bool hit) { (hit ? hits_ : misses_)++; }
+
+void ServiceMetrics::count_discovery(const std::string& outcome) {
+    std::lock_guard<std::mutex> l(mu_);
+    ++discoveries_[outcome];
+}
+
+std::uint64_t ServiceMetrics::lookups_total() const {
+    std::lock_guard<std::mutex> l(mu_);
+    std::uint64_t n = 0;
+    for (const auto& [k, v] : lookups_) n += v;
+    return n;
+}
+
+std::string ServiceMetrics::render(const GaugeSnapshot& g) const {
+    std::ostringstream o;
+    std::lock_guard<std::mutex> l(mu_);
+    o << "# HELP stsguard_lookups_total Socketmap lookups by reply and reason.\n"
+         "# TYPE stsguard_lookups_total counter\n";
+    for (const auto& [k, v] : lookups_)
+        o << "stsguard_lookups_total{reply=\"" << k.first << "\",reason=\"" << k.second << "\"} " << v << "\n";
+    o << "# HELP stsguard_cache_lookups_total Cache lookups by result.\n"
+         "# TYPE stsguard_cache_lookups_total counter\n"
+      << "stsguard_cache_lookups_total{result=\"hit\"} " << hits_.load() << "\n"
+      << "stsguard_cache_lookups_total{result=\"miss\"} " << misses_.load() << "\n";
+    o << "# HELP stsguard_discoveries_total Policy discoveries by outcome code.\n"
+         "# TYPE stsguard_discoveries_total counter\n";
+    for (const auto& [k, v] : discoveries_) o << "stsguard_discoveries_total{outcome=\"" << k << "\"} " << v << "\n";
+    o << "# HELP stsguard_lookup_duration_seconds Time from request to reply.\n"
+         "# TYPE stsguard_lookup_duration_seconds histogram\n";
+    for (std::size_t i = 0; i < kLatencyBucketsSeconds.size(); ++i)
+        o << "stsguard_lookup_duration_seconds_bucket{le=\"" << kLatencyBucketsSeconds[i] << "\"} " << buckets_[i]
+          << "\n";
+    o << "stsguard_lookup_duration_seconds_bucket{le=\"+Inf\"} " << latency_count_ << "\n"
+      << "stsguard_lookup_duration_seconds_sum " << latency_sum_ << "\n"
+      << "stsguard_lookup_duration_seconds_count " << latency_count_ << "\n";
+    o << "# HELP stsguard_cache_entries Cached domains by policy mode.\n"
+         "# TYPE stsguard_cache_entries gauge\n"
+      << "stsguard_cache_entries{mode=\"enforce\"} " << g.cache_enforce << "\n"
+      << "stsguard_cache_entries{mode=\"testing\"} " << g.cache_testing << "\n"
+      << "stsguard_cache_entries{mode=\"none\"} " << g.cache_none << "\n"
+      << "stsguard_cache_entries{mode=\"no-policy\"} " << g.cache_no_policy << "\n";
+    o << "# HELP stsguard_open_connections Open socketmap connections.\n"
+         "# TYPE stsguard_open_connections gauge\n"
+      << "stsguard_open_connections " << g.open_connections << "\n";
+    o << "# HELP stsguard_discoveries_in_flight Discoveries running and queued.\n"
+         "# TYPE stsguard_discoveries_in_flight gauge\n"
+      << "stsguard_discoveries_in_flight{state=\"running\"} " << g.discoveries_running << "\n"
+      << "stsguard_discoveries_in_flight{state=\"queued\"} " << g.discoveries_queued << "\n";
+    return o.str();
+}
+
+}  // namespace stsguard

@@ -1,0 +1,157 @@
+// Tests for policy-cache/domain_name.cc: DomainName normal form and errors.
+#include "policy-cache/domain_name.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace stsguard;
+
+namespace {
+
+std::string norm(std::string_view s) {
+    const auto d = DomainName::parse(s);
+    return d ? d->str() : "<invalid>";
+}
+
+std::string why(std::string_view s) {
+    std::string w;
+    const auto d = DomainName::parse(s, &w);
+    return d ? "<valid>" : w;
+}
+
+bool contains(const std::string& s, std::string_view part) {
+    return s.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("DomainName: ASCII names are lower-cased") {
+    CHECK(norm("Mail.EXAMPLE.com") == "mail.example.com");
+}
+
+TEST_CASE("DomainName: one trailing root dot is dropped") {
+    CHECK(norm("example.com.") == "example.com");
+    CHECK(DomainName::parse("example.com.") == DomainName::parse("EXAMPLE.com"));
+}
+
+TEST_CASE("DomainName: two trailing dots make an empty label") {
+    CHECK(contains(why("example.com.."), "empty label"));
+}
+
+TEST_CASE("DomainName: the empty name and the root alone are rejected") {
+    CHECK(why("") == "empty name");
+    CHECK(contains(why("."), "root"));
+}
+
+TEST_CASE("DomainName: empty labels are rejected") {
+    CHECK(contains(why(".example.com"), "empty label"));
+    CHECK(contains(why("a..example.com"), "empty label"));
+}
+
+TEST_CASE("DomainName: a label of 63 octets is accepted, 64 rejected") {
+    CHECK(norm(std::string(63, 'a') + ".example") != "<invalid>");
+    CHECK(contains(why(std::string(64, 'a') + ".example"), "more than 63"));
+}
+
+TEST_CASE("DomainName: a name of 253 octets is accepted, 254 rejected") {
+    std::string n;
+    while (n.size() < 240) n += "abcdefghi.";
+    n += std::string(253 - n.size(), 'z');
+    REQUIRE(n.size() == 253);
+    CHECK(norm(n) == n);
+    CHECK(norm(n + ".") == n);  // the root dot does not count
+    CHECK(contains(why("y" + n), "more than 253"));
+}
+
+TEST_CASE("DomainName: '_' is allowed, as in _mta-sts owners") {
+    CHECK(norm("_mta-sts.Example.com") == "_mta-sts.example.com");
+    CHECK(norm("_smtp._tls.example.com") == "_smtp._tls.example.com");
+}
+
+TEST_CASE("DomainName: characters outside letters, digits, '-' and '_' are rejected") {
+    for (const char* s :
+         {"a b.example", "*.example", "mail@example.com", "a/b.example", "a;b.example"}) {
+        CAPTURE(s);
+        CHECK(contains(why(s), "invalid character"));
+    }
+}
+
+TEST_CASE("DomainName: a label starting or ending with '-' is rejected") {
+    CHECK(contains(why("-mail.example"), "'-'"));
+    CHECK(contains(why("mail-.example"), "'-'"));
+    CHECK(norm("ab--cd.example") == "ab--cd.example");
+}
+
+TEST_CASE("DomainName: IPv4 literals in every inet_aton form are rejected") {
+    for (const char* s : {"192.0.2.1", "127.1", "0x7f.0.0.1", "2130706433", "[127.0.0.1]"}) {
+        CAPTURE(s);
+        CHECK_FALSE(DomainName::parse(s));
+    }
+    CHECK(contains(why("192.0.2.1"), "IPv4 address"));
+}
+
+TEST_CASE("DomainName: IPv6 literals are rejected") {
+    CHECK(contains(why("::1"), "IPv6"));
+    CHECK(contains(why("[2001:db8::1]"), "address literal"));
+}
+
+TEST_CASE("DomainName: an all-numeric last label is rejected") {
+    CHECK(contains(why("example.123"), "all-numeric"));
+    CHECK(norm("123.example") == "123.example");
+}
+
+TEST_CASE("DomainName: U-labels become A-labels (IDNA2008, libidn2)") {
+    CHECK(norm("b\xc3\xbc"
+               "cher.example") == "xn--bcher-kva.example");
+    CHECK(norm("fa\xc3\x9f.de") == "xn--fa-hia.de");  // non-transitional: sharp s kept
+}
+
+TEST_CASE("DomainName: UTS#46 maps upper case and full-width forms") {
+    CHECK(norm("B\xc3\x9c"
+               "CHER.Example.") == "xn--bcher-kva.example");
+    CHECK(norm("\xef\xbd\x8d\xef\xbd\x81\xef\xbd\x89\xef\xbd\x8c.example") == "mail.example");
+}
+
+TEST_CASE("DomainName: an A-label is kept and must decode") {
+    CHECK(norm("XN--BCHER-KVA.example") == "xn--bcher-kva.example");
+    CHECK(contains(why("xn--zz.example"), "not a valid A-label"));
+}
+
+TEST_CASE("DomainName: invalid UTF-8 is rejected and shown escaped") {
+    const std::string w = why("a\xff.example");
+    CHECK(contains(w, "valid UTF-8"));
+    CHECK(contains(w, "\\xff"));
+}
+
+TEST_CASE("DomainName: control characters and NUL are rejected") {
+    CHECK(contains(why(std::string("a\0b.example", 11)), "control character"));
+    CHECK(contains(why("a\tb.example"), "control character"));
+    CHECK(contains(why("example.com\n"), "control character"));
+}
+
+TEST_CASE("DomainName: owner names derive from the normal form") {
+    const auto d = DomainName::parse("Example.COM.");
+    REQUIRE(d);
+    CHECK(d->sts_txt_owner() == "_mta-sts.example.com");
+    CHECK(d->policy_host() == "mta-sts.example.com");
+    CHECK(d->tlsrpt_owner() == "_smtp._tls.example.com");
+}
+
+TEST_CASE("DomainName: why may be null") {
+    CHECK_FALSE(DomainName::parse("", nullptr));
+    CHECK_FALSE(DomainName::parse("a..b", nullptr));
+}
+
+TEST_CASE("valid_utf8: well-formed sequences pass, malformed ones fail") {
+    CHECK(valid_utf8(""));
+    CHECK(valid_utf8("plain"));
+    CHECK(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7"));
+    CHECK_FALSE(valid_utf8("\xc0\xaf"));          // overlong '/'
+    CHECK_FALSE(valid_utf8("\xe0\x80\xaf"));      // overlong
+    CHECK_FALSE(valid_utf8("\xed\xa0\x80"));      // UTF-16 surrogate
+    CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+    CHECK_FALSE(valid_utf8("\xe2\x82"));          // truncated
+    CHECK_FALSE(valid_utf8("\x80"));              // lone continuation
+    CHECK_FALSE(valid_utf8("\xff"));
+}

@@ -1,0 +1,750 @@
+// Tests for policy-cache/https_fetcher.cc and policy-cache/policy_host.cc:
+// RFC 8461 3.3 policy fetch rules.  The real-network tests use only
+// 127.0.0.1: a TLS server in a test thread (OpenSSL, certificates made
+// here by a throwaway CA), a socket that never answers, a closed port.
+#include "policy-cache/https_fetcher.h"
+
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "policy-cache/policy_host.h"
+
+using namespace stsguard;
+
+// --- check_http_response (pure) -----------------------------------------
+
+TEST_CASE("3.3: status 200 with text/plain, parameters allowed, any case, is accepted") {
+    for (const char* ct :
+         {"text/plain", "text/plain; charset=utf-8", "TEXT/PLAIN", "Text/Plain;charset=UTF-8",
+          " text/plain ", "text/plain ;charset=us-ascii", "text/plain;",
+          "text/plain\t; format=flowed"}) {
+        CAPTURE(ct);
+        CHECK_FALSE(check_http_response(200, ct, "").has_value());
+    }
+}
+
+TEST_CASE("3.3: a Content-Type other than text/plain, or none, is a permanent http-content-type") {
+    for (const char* ct : {"", "   ", "text/html", "text/plain-x", "text/plainx", "text/ plain",
+                           "application/octet-stream", "text/plain, text/html", "text",
+                           "plain/text", "text/html; x=text/plain", ";text/plain"}) {
+        CAPTURE(ct);
+        auto f = check_http_response(200, ct, "");
+        REQUIRE(f.has_value());
+        CHECK(f->code == "http-content-type");
+        CHECK_FALSE(f->temporary());
+    }
+    auto f = check_http_response(200, "text/html; charset=utf-8", "");
+    REQUIRE(f.has_value());
+    CHECK(f->reason.find("text/html; charset=utf-8") != std::string::npos);
+    CHECK(check_http_response(200, "", "")->reason.find("no Content-Type") != std::string::npos);
+}
+
+TEST_CASE("3.3: every 3xx is a permanent http-redirect naming the Location, never followed") {
+    for (long status : {300L, 301L, 302L, 303L, 307L, 308L, 399L}) {
+        CAPTURE(status);
+        auto f = check_http_response(status, "text/plain", "https://evil.example/p.txt");
+        REQUIRE(f.has_value());
+        CHECK(f->code == "http-redirect");
+        CHECK_FALSE(f->temporary());
+        CHECK(f->reason.find("https://evil.example/p.txt") != std::string::npos);
+    }
+    auto f = check_http_response(302, "", "");
+    REQUIRE(f.has_value());
+    CHECK(f->code == "http-redirect");
+    CHECK(f->reason.find("no Location") != std::string::npos);
+}
+
+TEST_CASE("3.3: a status other than 200 is http-status, 4xx permanent, 5xx temporary") {
+    struct Row {
+        long status;
+        FailureKind kind;
+    };
+    for (const Row& r : {Row{404, FailureKind::permanent}, Row{400, FailureKind::permanent},
+                         Row{403, FailureKind::permanent}, Row{410, FailureKind::permanent},
+                         Row{429, FailureKind::permanent}, Row{499, FailureKind::permanent},
+                         Row{500, FailureKind::temporary}, Row{502, FailureKind::temporary},
+                         Row{503, FailureKind::temporary}, Row{599, FailureKind::temporary},
+                         Row{201, FailureKind::permanent}, Row{204, FailureKind::permanent},
+                         Row{206, FailureKind::permanent}, Row{100, FailureKind::permanent},
+                         Row{0, FailureKind::permanent}, Row{600, FailureKind::permanent}}) {
+        CAPTURE(r.status);
+        auto f = check_http_response(r.status, "text/plain", "");
+        REQUIRE(f.has_value());
+        CHECK(f->code == "http-status");
+        CHECK(f->kind == r.kind);
+        CHECK(f->reason.find(std::to_string(r.status)) != std::string::npos);
+    }
+}
+
+TEST_CASE("3.3: status is judged before Content-Type") {
+    auto f = check_http_response(404, "text/html", "");
+    REQUIRE(f.has_value());
+    CHECK(f->code == "http-status");
+}
+
+TEST_CASE("3.3: the policy URL is https://mta-sts.<domain>/.well-known/mta-sts.txt") {
+    auto d = DomainName::parse("example.com");
+    REQUIRE(d.has_value());
+    CHECK(policy_url(*d, 443) == "https://mta-sts.example.com/.well-known/mta-sts.txt");
+    CHECK(policy_url(*d, 8443) == "https://mta-sts.example.com:8443/.well-known/mta-sts.txt");
+}
+
+// --- address selection (pure) -------------------------------------------
+
+namespace {
+
+AddressAnswer addrs(std::vector<std::string> list) {
+    AddressAnswer a;
+    a.addresses = std::move(list);
+    return a;
+}
+
+}  // namespace
+
+TEST_CASE("3.3: policy host without A/AAAA is a permanent policy-host-not-found") {
+    auto r = usable_policy_addresses("mta-sts.example.com", NotFound{"NXDOMAIN"},
+                                     PrivateAddresses::refuse);
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "policy-host-not-found");
+    CHECK_FALSE(r.failure().temporary());
+    CHECK(r.failure().reason.find("mta-sts.example.com") != std::string::npos);
+    CHECK(r.failure().reason.find("NXDOMAIN") != std::string::npos);
+}
+
+TEST_CASE("3.3: a DNS failure for the policy host is a temporary policy-host-dns") {
+    auto r = usable_policy_addresses("mta-sts.example.com",
+                                     Failure::temp("dns-servfail", "SERVFAIL for x"),
+                                     PrivateAddresses::refuse);
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "policy-host-dns");
+    CHECK(r.failure().temporary());
+    CHECK(r.failure().reason.find("dns-servfail") != std::string::npos);
+}
+
+TEST_CASE("guard: internal addresses are dropped, public ones kept, order preserved") {
+    auto r = usable_policy_addresses(
+        "mta-sts.example.com",
+        addrs({"10.0.0.1", "93.184.216.34", "::1", "2606:2800:220:1::248", "169.254.169.254"}),
+        PrivateAddresses::refuse);
+    REQUIRE(r.found());
+    CHECK(r.value() == std::vector<std::string>{"93.184.216.34", "2606:2800:220:1::248"});
+}
+
+TEST_CASE("guard: only internal addresses is a permanent policy-host-private naming them") {
+    auto r = usable_policy_addresses("mta-sts.example.com", addrs({"127.0.0.1", "fd00::5"}),
+                                     PrivateAddresses::refuse);
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "policy-host-private");
+    CHECK_FALSE(r.failure().temporary());
+    CHECK(r.failure().reason.find("127.0.0.1 is loopback (127.0.0.0/8)") != std::string::npos);
+    CHECK(r.failure().reason.find("fd00::5 is unique local (fc00::/7)") != std::string::npos);
+}
+
+TEST_CASE("guard: allow keeps internal addresses but never unparsable ones") {
+    auto r = usable_policy_addresses("mta-sts.example.com", addrs({"127.0.0.1", "garbage", "::1"}),
+                                     PrivateAddresses::allow);
+    REQUIRE(r.found());
+    CHECK(r.value() == std::vector<std::string>{"127.0.0.1", "::1"});
+    auto g = usable_policy_addresses("mta-sts.example.com", addrs({"127.0.0.1:80"}),
+                                     PrivateAddresses::allow);
+    REQUIRE(g.failed());
+    CHECK(g.failure().code == "policy-host-private");
+    CHECK(g.failure().reason.find("unparsable") != std::string::npos);
+}
+
+TEST_CASE("3.3: curl is pinned to exactly the usable addresses, IPv6 in brackets") {
+    CHECK(curl_resolve_entry("mta-sts.example.com", 443, {"192.0.2.1"}) ==
+          "mta-sts.example.com:443:192.0.2.1");
+    CHECK(curl_resolve_entry("mta-sts.example.com", 8443, {"192.0.2.1", "2001:db8::1"}) ==
+          "mta-sts.example.com:8443:192.0.2.1,[2001:db8::1]");
+}
+
+// --- the fetcher against 127.0.0.1 ----------------------------------------
+
+namespace {
+
+class FakeDns final : public DnsResolver {
+public:
+    explicit FakeDns(Lookup<AddressAnswer> answer) : answer_(std::move(answer)) {}
+    Lookup<TxtAnswer> txt(const std::string&) override { return unused(); }
+    Lookup<MxAnswer> mx(const DomainName&) override { return unused(); }
+    Lookup<TlsaAnswer> tlsa(const std::string&) override { return unused(); }
+    Lookup<AddressAnswer> addresses(const std::string& host) override {
+        asked.push_back(host);
+        return answer_;
+    }
+    std::vector<std::string> asked;
+
+private:
+    static Failure unused() { return Failure::temp("dns-error", "not used by the fetcher"); }
+    Lookup<AddressAnswer> answer_;
+};
+
+DomainName test_domain() {
+    auto d = DomainName::parse("example.test");
+    REQUIRE(d.has_value());
+    return *d;
+}
+
+// A TCP socket on 127.0.0.1 (ephemeral port): listening (connections
+// complete in the kernel backlog but nobody ever answers) or only bound
+// (connections are refused).
+class LocalSocket {
+public:
+    enum class Mode { silent, refuse };
+    explicit LocalSocket(Mode mode) {
+        fd_ = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(fd_ >= 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        if (mode == Mode::silent) REQUIRE(listen(fd_, 8) == 0);
+        socklen_t len = sizeof a;
+        REQUIRE(getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+        port_ = ntohs(a.sin_port);
+    }
+    ~LocalSocket() { close(fd_); }
+    int port() const { return port_; }
+
+private:
+    int fd_ = -1;
+    int port_ = 0;
+};
+
+FetchSettings fast_settings(int port) {
+    FetchSettings s;
+    s.connect_timeout = Seconds{1};
+    s.total_timeout = Seconds{1};
+    s.port = port;
+    s.private_addresses = PrivateAddresses::allow;
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("guard: with refuse, a policy host on 127.0.0.1 is never contacted") {
+    https_global_init();
+    LocalSocket sock(LocalSocket::Mode::silent);
+    FakeDns dns(addrs({"127.0.0.1"}));
+    auto settings = fast_settings(sock.port());
+    settings.private_addresses = PrivateAddresses::refuse;
+    auto fetcher = make_curl_fetcher(settings, dns);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = fetcher->fetch(test_domain());
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "policy-host-private");
+    CHECK(r.failure().reason.find("127.0.0.1 is loopback (127.0.0.0/8)") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(500));
+    CHECK(dns.asked == std::vector<std::string>{"mta-sts.example.test"});
+}
+
+TEST_CASE("3.3: policy host NotFound and DNS failure map to policy-host-* without a connection") {
+    https_global_init();
+    FakeDns nx(NotFound{"NXDOMAIN"});
+    auto r = make_curl_fetcher(fast_settings(1), nx)->fetch(test_domain());
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "policy-host-not-found");
+    FakeDns broken(Failure::temp("dns-timeout", "no answer"));
+    auto f = make_curl_fetcher(fast_settings(1), broken)->fetch(test_domain());
+    REQUIRE(f.failed());
+    CHECK(f.failure().code == "policy-host-dns");
+    CHECK(f.failure().temporary());
+}
+
+TEST_CASE("3.3: a server that accepts and never answers gives https-timeout (1 s)") {
+    https_global_init();
+    LocalSocket sock(LocalSocket::Mode::silent);
+    FakeDns dns(addrs({"127.0.0.1"}));
+    auto fetcher = make_curl_fetcher(fast_settings(sock.port()), dns);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = fetcher->fetch(test_domain());
+    const auto elapsed = std::chrono::steady_clock::now() - t0;
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-timeout");
+    CHECK(r.failure().temporary());
+    CHECK(r.failure().reason.find("https://mta-sts.example.test:" + std::to_string(sock.port())) ==
+          0);
+    CHECK(elapsed >= std::chrono::milliseconds(900));
+    CHECK(elapsed < std::chrono::seconds(3));
+}
+
+TEST_CASE("3.3: a refused connection gives a temporary https-connect") {
+    https_global_init();
+    LocalSocket sock(LocalSocket::Mode::refuse);
+    FakeDns dns(addrs({"127.0.0.1"}));
+    auto r = make_curl_fetcher(fast_settings(sock.port()), dns)->fetch(test_domain());
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-connect");
+    CHECK(r.failure().temporary());
+}
+
+// --- a real TLS server on 127.0.0.1 -----------------------------------------
+
+namespace {
+
+struct PkeyFree {
+    void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct X509Free {
+    void operator()(X509* x) const { X509_free(x); }
+};
+struct SslCtxFree {
+    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+    void operator()(SSL* s) const { SSL_free(s); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+using SslPtr = std::unique_ptr<SSL, SslFree>;
+
+enum class Validity { current, expired };
+enum class Role { leaf, ca };
+
+struct CertSpec {
+    CertSpec(std::string cn_, std::string san_, Validity v = Validity::current, Role r = Role::leaf)
+        : cn(std::move(cn_)), san(std::move(san_)), validity(v), role(r) {}
+    std::string cn;
+    std::string san;  // "DNS:a,DNS:b" or "" for none
+    Validity validity;
+    Role role;
+};
+
+void add_ext(X509* cert, X509* issuer, int nid, const std::string& value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+    REQUIRE(ext != nullptr);
+    X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+}
+
+// A certificate for `key`, signed by issuer_key (issuer == nullptr: self-signed).
+X509Ptr make_cert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key) {
+    static std::atomic<long> serial{1};
+    X509Ptr cert(X509_new());
+    REQUIRE(cert);
+    X509_set_version(cert.get(), 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial++);
+    if (spec.validity == Validity::current) {
+        X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+        X509_gmtime_adj(X509_getm_notAfter(cert.get()), 86400);
+    } else {
+        X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3 * 86400);
+        X509_gmtime_adj(X509_getm_notAfter(cert.get()), -86400);
+    }
+    X509_set_pubkey(cert.get(), key);
+    X509_NAME* name = X509_get_subject_name(cert.get());
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>(spec.cn.c_str()), -1, -1, 0);
+    X509* signer = issuer ? issuer : cert.get();
+    X509_set_issuer_name(cert.get(), X509_get_subject_name(signer));
+    if (spec.role == Role::ca) {
+        add_ext(cert.get(), signer, NID_basic_constraints, "critical,CA:TRUE");
+        add_ext(cert.get(), signer, NID_key_usage, "critical,keyCertSign,cRLSign");
+    } else {
+        add_ext(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
+        add_ext(cert.get(), signer, NID_ext_key_usage, "serverAuth");
+    }
+    add_ext(cert.get(), signer, NID_subject_key_identifier, "hash");
+    if (!spec.san.empty()) add_ext(cert.get(), signer, NID_subject_alt_name, spec.san);
+    REQUIRE(X509_sign(cert.get(), issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+    return cert;
+}
+
+PkeyPtr new_key() {
+    PkeyPtr k(EVP_EC_gen("P-256"));
+    REQUIRE(k);
+    return k;
+}
+
+// A private CA whose certificate is written to a temporary PEM file.
+class TestCa {
+public:
+    explicit TestCa(const std::string& name = "stsguard test CA") : key_(new_key()) {
+        cert_ = make_cert({name, "", Validity::current, Role::ca}, key_.get(), nullptr, nullptr);
+        char path[] = "/tmp/stsguard-test-ca-XXXXXX";
+        const int fd = mkstemp(path);
+        REQUIRE(fd >= 0);
+        path_ = path;
+        FILE* f = fdopen(fd, "w");
+        REQUIRE(f != nullptr);
+        PEM_write_X509(f, cert_.get());
+        fclose(f);
+    }
+    ~TestCa() { std::remove(path_.c_str()); }
+    const std::string& path() const { return path_; }
+    X509Ptr issue(const CertSpec& spec, EVP_PKEY* key) const {
+        return make_cert(spec, key, cert_.get(), key_.get());
+    }
+
+private:
+    PkeyPtr key_;
+    X509Ptr cert_;
+    std::string path_;
+};
+
+// Serves canned HTTP responses over TLS on 127.0.0.1 from a thread.
+// Bounded: gives up 5 s after start; every socket read has a timeout.
+class TlsServer {
+public:
+    struct Options {
+        int max_tls_version = 0;  // 0: OpenSSL default
+    };
+
+    TlsServer(X509* cert, EVP_PKEY* key, std::string response)
+        : TlsServer(cert, key, std::move(response), Options{}) {}
+    TlsServer(X509* cert, EVP_PKEY* key, std::string response, Options opt)
+        : response_(std::move(response)) {
+        ctx_.reset(SSL_CTX_new(TLS_server_method()));
+        REQUIRE(ctx_);
+        REQUIRE(SSL_CTX_use_certificate(ctx_.get(), cert) == 1);
+        REQUIRE(SSL_CTX_use_PrivateKey(ctx_.get(), key) == 1);
+        if (opt.max_tls_version) {
+            SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_VERSION);
+            SSL_CTX_set_max_proto_version(ctx_.get(), opt.max_tls_version);
+            SSL_CTX_set_security_level(ctx_.get(), 0);
+        }
+        fd_ = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(fd_ >= 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        REQUIRE(listen(fd_, 8) == 0);
+        socklen_t len = sizeof a;
+        REQUIRE(getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+        port_ = ntohs(a.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~TlsServer() {
+        stop_ = true;
+        thread_.join();
+        close(fd_);
+    }
+    int port() const { return port_; }
+    std::string request() const {
+        std::lock_guard l(m_);
+        return request_;
+    }
+
+private:
+    void serve() {
+        // A client that aborts mid-response must not SIGPIPE the test
+        // binary: the signal goes to this thread, which blocks it.
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &set, nullptr);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (!stop_ && std::chrono::steady_clock::now() < deadline) {
+            pollfd p{fd_, POLLIN, 0};
+            if (poll(&p, 1, 50) <= 0) continue;
+            const int c = accept(fd_, nullptr, nullptr);
+            if (c < 0) continue;
+            timeval tv{2, 0};
+            setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+            setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+            handle(c);
+            close(c);
+        }
+    }
+
+    void handle(int c) {
+        SslPtr ssl(SSL_new(ctx_.get()));
+        if (!ssl) return;
+        SSL_set_fd(ssl.get(), c);
+        if (SSL_accept(ssl.get()) != 1) return;  // e.g. the client refused our certificate
+        std::string req;
+        char buf[4096];
+        while (req.find("\r\n\r\n") == std::string::npos && req.size() < 65536) {
+            const int n = SSL_read(ssl.get(), buf, sizeof buf);
+            if (n <= 0) break;
+            req.append(buf, static_cast<std::size_t>(n));
+        }
+        {
+            std::lock_guard l(m_);
+            request_ = req;
+        }
+        std::size_t off = 0;
+        while (off < response_.size()) {
+            const int n =
+                SSL_write(ssl.get(), response_.data() + off,
+                          static_cast<int>(std::min<std::size_t>(response_.size() - off, 16384)));
+            if (n <= 0) break;
+            off += static_cast<std::size_t>(n);
+        }
+        SSL_shutdown(ssl.get());
+    }
+
+    SslCtxPtr ctx_;
+    std::string response_;
+    int fd_ = -1;
+    int port_ = 0;
+    std::atomic<bool> stop_{false};
+    mutable std::mutex m_;
+    std::string request_;
+    std::thread thread_;
+};
+
+std::string http_response(const std::string& status_line, const std::string& headers,
+                          const std::string& body, bool with_length = true) {
+    std::string r = "HTTP/1.1 " + status_line + "\r\n" + headers;
+    if (with_length) r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    return r + "Connection: close\r\n\r\n" + body;
+}
+
+const std::string kPolicy =
+    "version: STSv1\r\nmode: enforce\r\nmx: mx.example.test\r\nmax_age: 86400\r\n";
+const std::string kSan = "DNS:mta-sts.example.test";
+
+// Fetch from a TLS server on 127.0.0.1 presenting `leaf` (issued by ca).
+Lookup<FetchedPolicy> fetch_from(const TestCa& ca, const CertSpec& leaf,
+                                 const std::string& response, std::size_t max_bytes = 65536,
+                                 std::string* request = nullptr) {
+    https_global_init();
+    PkeyPtr key = new_key();
+    X509Ptr cert = ca.issue(leaf, key.get());
+    TlsServer server(cert.get(), key.get(), response);
+    FakeDns dns(addrs({"127.0.0.1"}));
+    FetchSettings s = fast_settings(server.port());
+    s.total_timeout = Seconds{5};
+    s.ca_file = ca.path();
+    s.max_bytes = max_bytes;
+    auto r = make_curl_fetcher(s, dns)->fetch(test_domain());
+    if (request) *request = server.request();
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("3.3: a valid policy is fetched with status, type, address, TLS version, URL") {
+    TestCa ca;
+    std::string request;
+    auto r =
+        fetch_from(ca, {"mta-sts.example.test", kSan},
+                   http_response("200 OK", "Content-Type: text/plain; charset=utf-8\r\n", kPolicy),
+                   65536, &request);
+    REQUIRE_MESSAGE(r.found(), (r.failed() ? r.failure().code + ": " + r.failure().reason : ""));
+    const FetchedPolicy& p = r.value();
+    CHECK(p.body == kPolicy);
+    CHECK(p.http_status == 200);
+    CHECK(p.content_type == "text/plain; charset=utf-8");
+    CHECK(p.remote_ip == "127.0.0.1");
+    CHECK(p.tls_version == "TLSv1.3");
+    CHECK(p.url.find("https://mta-sts.example.test:") == 0);
+    CHECK(p.url.find("/.well-known/mta-sts.txt") != std::string::npos);
+    CHECK(p.seconds > 0);
+    CHECK(p.seconds < 5);
+    CHECK(request.find("GET /.well-known/mta-sts.txt HTTP/1.1\r\n") == 0);
+    CHECK(request.find("\r\nHost: mta-sts.example.test:") != std::string::npos);
+    CHECK(request.find("\r\nUser-Agent: stsguard/" STSGUARD_VERSION "\r\n") != std::string::npos);
+}
+
+TEST_CASE("3.3: a certificate naming the host only in the CN is rejected (RFC 6125 6.4.4)") {
+    TestCa ca;
+    auto r = fetch_from(ca, {"mta-sts.example.test", ""},
+                        http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-cert-invalid");
+    CHECK_FALSE(r.failure().temporary());
+    CHECK(r.failure().reason.find("hostname mismatch") != std::string::npos);
+}
+
+TEST_CASE("3.3: a certificate for another name is a permanent https-cert-invalid") {
+    TestCa ca;
+    auto r = fetch_from(ca, {"mta-sts.example.test", "DNS:www.example.test"},
+                        http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-cert-invalid");
+    CHECK(r.failure().reason.find("hostname mismatch") != std::string::npos);
+}
+
+TEST_CASE("3.3: a full-label wildcard matches; a partial-label wildcard does not") {
+    TestCa ca;
+    auto ok = fetch_from(ca, {"x", "DNS:*.example.test"},
+                         http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+    CHECK(ok.found());
+    auto partial = fetch_from(ca, {"x", "DNS:mta-*.example.test"},
+                              http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+    REQUIRE(partial.failed());
+    CHECK(partial.failure().code == "https-cert-invalid");
+}
+
+TEST_CASE("3.3: an expired certificate is https-cert-invalid with OpenSSL's reason") {
+    TestCa ca;
+    auto r = fetch_from(ca, {"mta-sts.example.test", kSan, Validity::expired},
+                        http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-cert-invalid");
+    CHECK(r.failure().reason.find("certificate has expired") != std::string::npos);
+}
+
+namespace {
+
+// The fetcher trusts `trusted`; the server's certificate comes from `signer`.
+Lookup<FetchedPolicy> fetch_signed_by(const TestCa& trusted, const TestCa& signer) {
+    https_global_init();
+    PkeyPtr key = new_key();
+    X509Ptr cert = signer.issue({"mta-sts.example.test", kSan}, key.get());
+    TlsServer server(cert.get(), key.get(),
+                     http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+    FakeDns dns(addrs({"127.0.0.1"}));
+    FetchSettings s = fast_settings(server.port());
+    s.total_timeout = Seconds{5};
+    s.ca_file = trusted.path();
+    return make_curl_fetcher(s, dns)->fetch(test_domain());
+}
+
+}  // namespace
+
+TEST_CASE("3.3: a certificate from an untrusted issuer is https-cert-invalid") {
+    TestCa ca;
+    TestCa other("some other CA");
+    auto r = fetch_signed_by(ca, other);
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-cert-invalid");
+    CHECK_FALSE(r.failure().temporary());
+    CHECK(r.failure().reason.find("unable to get local issuer certificate") != std::string::npos);
+}
+
+TEST_CASE("3.3: a certificate forged under a trusted issuer's name is https-cert-invalid") {
+    TestCa ca;
+    TestCa forger;  // same subject name as ca, different key
+    auto r = fetch_signed_by(ca, forger);
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-cert-invalid");
+    CHECK(r.failure().reason.find("certificate signature failure") != std::string::npos);
+}
+
+TEST_CASE("3.3: a self-signed server certificate is https-cert-invalid") {
+    TestCa ca;
+    https_global_init();
+    PkeyPtr key = new_key();
+    X509Ptr cert = make_cert({"mta-sts.example.test", kSan}, key.get(), nullptr, nullptr);
+    TlsServer server(cert.get(), key.get(),
+                     http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+    FakeDns dns(addrs({"127.0.0.1"}));
+    FetchSettings s = fast_settings(server.port());
+    s.total_timeout = Seconds{5};
+    s.ca_file = ca.path();
+    auto r = make_curl_fetcher(s, dns)->fetch(test_domain());
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-cert-invalid");
+    CHECK(r.failure().reason.find("self-signed certificate") != std::string::npos);
+}
+
+TEST_CASE("3.3: an unreadable CA file is a temporary https-tls, not the domain's fault") {
+    https_global_init();
+    LocalSocket sock(LocalSocket::Mode::silent);
+    FakeDns dns(addrs({"127.0.0.1"}));
+    FetchSettings s = fast_settings(sock.port());
+    s.ca_file = "/nonexistent/stsguard-ca.pem";
+    auto r = make_curl_fetcher(s, dns)->fetch(test_domain());
+    REQUIRE(r.failed());
+    CHECK(r.failure().temporary());
+    CHECK(r.failure().code == "https-tls");
+    CHECK(r.failure().reason.find("CA certificates") != std::string::npos);
+}
+
+TEST_CASE("3.3: a redirect is reported with its Location and never followed") {
+    TestCa ca;
+    auto r = fetch_from(ca, {"mta-sts.example.test", kSan},
+                        http_response("301 Moved Permanently",
+                                      "Location: https://elsewhere.example.test/p.txt\r\n"
+                                      "Content-Type: text/plain\r\n",
+                                      ""));
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "http-redirect");
+    CHECK_FALSE(r.failure().temporary());
+    CHECK(r.failure().reason.find("https://elsewhere.example.test/p.txt") != std::string::npos);
+}
+
+TEST_CASE("3.3: 404 is a permanent and 503 a temporary http-status") {
+    TestCa ca;
+    auto nf =
+        fetch_from(ca, {"mta-sts.example.test", kSan},
+                   http_response("404 Not Found", "Content-Type: text/html\r\n", "<h1>no</h1>"));
+    REQUIRE(nf.failed());
+    CHECK(nf.failure().code == "http-status");
+    CHECK_FALSE(nf.failure().temporary());
+    auto busy = fetch_from(
+        ca, {"mta-sts.example.test", kSan},
+        http_response("503 Service Unavailable", "Content-Type: text/plain\r\n", "later"));
+    REQUIRE(busy.failed());
+    CHECK(busy.failure().code == "http-status");
+    CHECK(busy.failure().temporary());
+}
+
+TEST_CASE("3.3: a policy served as text/html or without Content-Type is refused") {
+    TestCa ca;
+    auto html = fetch_from(ca, {"mta-sts.example.test", kSan},
+                           http_response("200 OK", "Content-Type: text/html\r\n", kPolicy));
+    REQUIRE(html.failed());
+    CHECK(html.failure().code == "http-content-type");
+    auto none =
+        fetch_from(ca, {"mta-sts.example.test", kSan}, http_response("200 OK", "", kPolicy));
+    REQUIRE(none.failed());
+    CHECK(none.failure().code == "http-content-type");
+}
+
+TEST_CASE("3.3: a body over max_bytes is policy-too-large, with or without Content-Length") {
+    TestCa ca;
+    const std::string big(5000, 'x');
+    auto declared = fetch_from(ca, {"mta-sts.example.test", kSan},
+                               http_response("200 OK", "Content-Type: text/plain\r\n", big), 1000);
+    REQUIRE(declared.failed());
+    CHECK(declared.failure().code == "policy-too-large");
+    CHECK_FALSE(declared.failure().temporary());
+    CHECK(declared.failure().reason.find("1000 bytes") != std::string::npos);
+
+    auto streamed = fetch_from(
+        ca, {"mta-sts.example.test", kSan},
+        http_response("200 OK", "Content-Type: text/plain\r\n", big, /*with_length=*/false), 1000);
+    REQUIRE(streamed.failed());
+    CHECK(streamed.failure().code == "policy-too-large");
+
+    // Exactly max_bytes is fine.
+    auto exact =
+        fetch_from(ca, {"mta-sts.example.test", kSan},
+                   http_response("200 OK", "Content-Type: text/plain\r\n", big, false), 5000);
+    REQUIRE(exact.found());
+    CHECK(exact.value().body.size() == 5000);
+}
+
+TEST_CASE("3.3: a server offering only TLS 1.1 is a temporary https-tls") {
+    TestCa ca;
+    https_global_init();
+    PkeyPtr key = new_key();
+    X509Ptr cert = ca.issue({"mta-sts.example.test", kSan}, key.get());
+    TlsServer server(cert.get(), key.get(),
+                     http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy),
+                     TlsServer::Options{TLS1_1_VERSION});
+    FakeDns dns(addrs({"127.0.0.1"}));
+    FetchSettings s = fast_settings(server.port());
+    s.total_timeout = Seconds{5};
+    s.ca_file = ca.path();
+    auto r = make_curl_fetcher(s, dns)->fetch(test_domain());
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-tls");
+    CHECK(r.failure().temporary());
+}

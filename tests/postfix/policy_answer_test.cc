@@ -1,0 +1,107 @@
+// Tests postfix/policy_answer.cc against the golden table
+// tests/data/postfix/answers.golden (RFC 8461 4.1 MX matching expressed
+// in Postfix socketmap replies, Postfix 3.7 and 3.10+ forms).
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "postfix/policy_answer.h"
+
+using namespace stsguard;
+
+namespace {
+
+std::vector<std::string> split(const std::string& s, const std::string& sep) {
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    while (true) {
+        auto i = s.find(sep, pos);
+        out.push_back(s.substr(pos, i == std::string::npos ? std::string::npos : i - pos));
+        if (i == std::string::npos) break;
+        pos = i + sep.size();
+    }
+    return out;
+}
+
+std::vector<std::string> list(const std::string& s) {
+    if (s.empty() || s == "-") return {};
+    return split(s, ",");
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && s.front() == ' ') s.erase(0, 1);
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("golden: socketmap replies for every policy state and map setting") {
+    std::ifstream in("tests/data/postfix/answers.golden");
+    REQUIRE(in);
+    std::string line;
+    int rows = 0;
+    const DomainName domain = *DomainName::parse("example.com");
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        auto c = split(line, " | ");
+        REQUIRE_MESSAGE(c.size() == 10, line);
+        ++rows;
+        MapSettings map;
+        map.mx_match = trim(c[1]) == "patterns" ? MxMatchMode::patterns : MxMatchMode::exact;
+        map.testing = trim(c[2]) == "enforce" ? TestingPolicies::enforce : TestingPolicies::report_only;
+        map.on_temp_failure = trim(c[3]) == "temp" ? OnTempFailure::temp : OnTempFailure::notfound;
+        map.attributes = trim(c[4]) == "on" ? PostfixAttributes::on : PostfixAttributes::off;
+        Policy p;
+        p.version = "STSv1";
+        p.max_age = Seconds{604800};
+        DomainView v;
+        std::string state = trim(c[5]);
+        if (state == "policy") {
+            v.state = DomainView::State::policy;
+            p.mode = *parse_mode(trim(c[6]));
+            p.mx = list(trim(c[7]));
+            v.policy = &p;
+            v.remaining = Seconds{86400};
+            std::string mx = trim(c[8]);
+            if (mx == "FAIL") v.mx_failure = "dns-servfail";
+            else v.mx_hosts = list(mx);
+        } else if (state == "temp_failure") {
+            v.state = DomainView::State::temp_failure;
+            v.failure_code = "dns-servfail";
+            v.failure_reason = "SERVFAIL for _mta-sts.example.com";
+        } else {
+            v.state = DomainView::State::no_policy;
+        }
+        std::string want = c[9];
+        while (!want.empty() && want.back() == '\r') want.pop_back();
+        if (want.rfind("NOTFOUND", 0) == 0) want = "NOTFOUND ";
+        Answer a = decide_answer(domain, v, map);
+        CHECK_MESSAGE(encode_reply(a.reply) == want, "case " << trim(c[0]));
+        CHECK_FALSE(a.why_code.empty());
+    }
+    CHECK(rows >= 19);
+}
+
+TEST_CASE("4.1: patterns mode maps *.x to Postfix .x, exact names unchanged") {
+    CHECK(postfix_match_pattern("*.example.com") == ".example.com");
+    CHECK(postfix_match_pattern("mx.example.com") == "mx.example.com");
+}
+
+TEST_CASE("answer: the reason for a no-MX-match names the MX hosts and the patterns") {
+    Policy p;
+    p.version = "STSv1";
+    p.mode = Mode::enforce;
+    p.max_age = Seconds{86400};
+    p.mx = {"mx.legit.test"};
+    DomainView v;
+    v.state = DomainView::State::policy;
+    v.policy = &p;
+    v.mx_hosts = std::vector<std::string>{"mx.rogue.test"};
+    Answer a = decide_answer(*DomainName::parse("mxname-vs-cert.test"), v, MapSettings{});
+    CHECK(a.reply.kind == SocketmapReply::Kind::temp);
+    CHECK(a.why_code == "no-mx-match");
+    CHECK(a.why.find("mx.rogue.test") != std::string::npos);
+    CHECK(a.why.find("mx.legit.test") != std::string::npos);
+}
