@@ -24,9 +24,10 @@ std::string iso_time(UnixTime t) {
     const year_month_day ymd{day};
     const hh_mm_ss hms{t - day};
     char buf[40];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ", static_cast<int>(ymd.year()),
-                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                  static_cast<long>(hms.hours().count()), static_cast<long>(hms.minutes().count()),
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ",
+                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                  static_cast<unsigned>(ymd.day()), static_cast<long>(hms.hours().count()),
+                  static_cast<long>(hms.minutes().count()),
                   static_cast<long>(hms.seconds().count()));
     return buf;
 }
@@ -48,18 +49,24 @@ Finding error(std::string code, std::string message) {
 
 const char* chain_status_name(ChainStatus s) {
     switch (s) {
-        case ChainStatus::not_checked: return "not-checked";
-        case ChainStatus::trusted: return "trusted";
-        case ChainStatus::untrusted: return "untrusted";
+        case ChainStatus::not_checked:
+            return "not-checked";
+        case ChainStatus::trusted:
+            return "trusted";
+        case ChainStatus::untrusted:
+            return "untrusted";
     }
     return "not-checked";
 }
 
 const char* name_match_name(NameMatch m) {
     switch (m) {
-        case NameMatch::not_checked: return "not-checked";
-        case NameMatch::matches: return "matches";
-        case NameMatch::mismatch: return "mismatch";
+        case NameMatch::not_checked:
+            return "not-checked";
+        case NameMatch::matches:
+            return "matches";
+        case NameMatch::mismatch:
+            return "mismatch";
     }
     return "not-checked";
 }
@@ -77,47 +84,47 @@ Findings judge_certificate(const CertInfo& cert, std::string_view host, UnixTime
     const std::string h = printable(host, 253);
 
     switch (cert.chain) {
-        case ChainStatus::trusted: break;
+        case ChainStatus::trusted:
+            break;
         case ChainStatus::untrusted:
-            out.push_back(error("cert-chain-invalid",
-                                "certificate of " + h + " does not chain to a trusted root: " +
-                                    (cert.chain_error.empty() ? "verification failed"
-                                                              : cert.chain_error) +
-                                    " (RFC 8461 4.2)"));
+            out.push_back(
+                error("cert-chain-invalid",
+                      "certificate of " + h + " does not chain to a trusted root: " +
+                          (cert.chain_error.empty() ? "verification failed" : cert.chain_error) +
+                          " (RFC 8461 4.2)"));
             break;
         case ChainStatus::not_checked:
-            out.push_back(error("cert-chain-invalid",
-                                "certificate chain of " + h + " was not verified"));
+            out.push_back(
+                error("cert-chain-invalid", "certificate chain of " + h + " was not verified"));
             break;
     }
 
     switch (cert.name) {
-        case NameMatch::matches: break;
+        case NameMatch::matches:
+            break;
         case NameMatch::mismatch:
             if (cert.dns_names.empty()) {
-                out.push_back(error("cert-name-mismatch",
-                                    "certificate of " + h +
-                                        " has no subjectAltName DNS names; the subject CN (" +
-                                        cert.subject +
-                                        ") is not used (RFC 8461 4.2, RFC 6125 6.4.4)"));
+                out.push_back(error(
+                    "cert-name-mismatch",
+                    "certificate of " + h + " has no subjectAltName DNS names; the subject CN (" +
+                        cert.subject + ") is not used (RFC 8461 4.2, RFC 6125 6.4.4)"));
             } else {
-                out.push_back(error("cert-name-mismatch",
-                                    "certificate is not valid for " + h +
-                                        ": subjectAltName DNS names are " +
-                                        join_names(cert.dns_names) +
-                                        " (a wildcard covers one left-most label only, "
-                                        "RFC 8461 4.2, RFC 6125 6.4.3)"));
+                out.push_back(
+                    error("cert-name-mismatch", "certificate is not valid for " + h +
+                                                    ": subjectAltName DNS names are " +
+                                                    join_names(cert.dns_names) +
+                                                    " (a wildcard covers one left-most label only, "
+                                                    "RFC 8461 4.2, RFC 6125 6.4.3)"));
             }
             break;
         case NameMatch::not_checked:
-            out.push_back(error("cert-name-mismatch",
-                                "certificate name was not checked against " + h));
+            out.push_back(
+                error("cert-name-mismatch", "certificate name was not checked against " + h));
             break;
     }
 
     if (now < cert.not_before) {
-        out.push_back(error("cert-not-yet-valid", "certificate of " + h +
-                                                      " is not valid before " +
+        out.push_back(error("cert-not-yet-valid", "certificate of " + h + " is not valid before " +
                                                       iso_time(cert.not_before) + " (now " +
                                                       iso_time(now) + ")"));
     } else if (now > cert.not_after) {
@@ -146,10 +153,10 @@ std::optional<Finding> judge_tls_version(std::string_view version) {
         const char minor = version.back();
         if (minor >= '2' && minor <= '9') return std::nullopt;
     }
-    return error("tls-version-old", "negotiated " +
-                                        (version.empty() ? std::string("no TLS version")
-                                                         : printable(version, 32)) +
-                                        ", older than TLS 1.2 (RFC 8461 requires 1.2 or later)");
+    return error("tls-version-old",
+                 "negotiated " +
+                     (version.empty() ? std::string("no TLS version") : printable(version, 32)) +
+                     ", older than TLS 1.2 (RFC 8461 requires 1.2 or later)");
 }
 
 // ---- OpenSSL extraction ---------------------------------------------
@@ -290,7 +297,8 @@ ChainCheck verify_chain(X509_STORE* store, X509* leaf, STACK_OF(X509) * untruste
 
 NameMatch check_host_name(X509* leaf, std::string_view host) {
     if (leaf == nullptr || host.empty() || host.front() == '.') return NameMatch::mismatch;
-    const unsigned flags = X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+    const unsigned flags =
+        X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
     const int rc = X509_check_host(leaf, host.data(), host.size(), flags, nullptr);
     ERR_clear_error();
     return rc == 1 ? NameMatch::matches : NameMatch::mismatch;

@@ -69,15 +69,15 @@ struct VerifyError {
 };
 
 struct CertInfo {
-    std::string subject;                 // RFC 2253, printable()
+    std::string subject;  // RFC 2253, printable()
     std::string issuer;
     std::vector<std::string> dns_names;  // subjectAltName dNSName entries, printable()
     UnixTime not_before{};
     UnixTime not_after{};
-    std::string serial;                  // upper-case hex
-    std::string sha256;                  // lower-case hex of the DER
+    std::string serial;  // upper-case hex
+    std::string sha256;  // lower-case hex of the DER
     ChainStatus chain = ChainStatus::not_checked;
-    std::string chain_error;             // first chain error text, "" when trusted
+    std::string chain_error;                 // first chain error text, "" when trusted
     std::vector<VerifyError> verify_errors;  // all, including leaf date errors
     NameMatch name = NameMatch::not_checked;
 };
@@ -104,8 +104,8 @@ CertInfo describe_certificate(X509* x);
 
 struct ChainCheck {
     ChainStatus status = ChainStatus::not_checked;
-    std::string error;                  // first error that is not a leaf date error
-    std::vector<VerifyError> errors;    // every error, in the order OpenSSL found them
+    std::string error;                // first error that is not a leaf date error
+    std::vector<VerifyError> errors;  // every error, in the order OpenSSL found them
 };
 
 // Verifies leaf (+ untrusted intermediates, may be null) against store

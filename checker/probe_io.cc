@@ -205,9 +205,8 @@ IoResult SmtpConnection::read_reply(Reply& reply) {
         if (!ok) return IoError{Io::malformed, "malformed reply line \"" + printable(line) + "\""};
         const int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
         if (!reply.lines.empty() && code != reply.code)
-            return IoError{Io::malformed, "reply code changes from " +
-                                              std::to_string(reply.code) + " to " +
-                                              std::to_string(code) + " within one reply"};
+            return IoError{Io::malformed, "reply code changes from " + std::to_string(reply.code) +
+                                              " to " + std::to_string(code) + " within one reply"};
         reply.code = code;
         reply.lines.push_back(line.size() > 4 ? line.substr(4) : std::string());
         if (line.size() == 3 || line[3] == ' ') return std::nullopt;

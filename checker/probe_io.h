@@ -71,15 +71,15 @@ public:
 
     IoResult connect(const Endpoint& ep);
     IoResult send_all(std::string_view data);
-    IoResult command(const std::string& line);      // sends line + CRLF, records "C: line"
+    IoResult command(const std::string& line);  // sends line + CRLF, records "C: line"
     IoResult recv_some(std::string& out, std::size_t limit = 4096);  // >= 1 byte appended
     IoResult read_line(std::string& line);
-    IoResult read_reply(Reply& reply);              // records each "S: line"
-    void quit_plain();                              // best effort, never waits
+    IoResult read_reply(Reply& reply);  // records each "S: line"
+    void quit_plain();                  // best effort, never waits
 
     std::size_t buffered() const { return inbuf_.size(); }  // read but not consumed
     int fd() const { return fd_; }
-    std::chrono::milliseconds elapsed() const;      // since construction
+    std::chrono::milliseconds elapsed() const;  // since construction
     void note(const std::string& line);
 
 private:

@@ -47,9 +47,10 @@ std::vector<ProbeResult> ProbePool::run(const std::vector<ProbeTarget>& targets)
             const ProbeTarget& t = targets[i];
             if (std::chrono::steady_clock::now() >= deadline) {
                 results[i] = unstarted(
-                    t, Failure::temp("mx-timeout", "not probed: the overall timeout of " +
-                                                       std::to_string(settings_.overall_timeout.count()) +
-                                                       " ms passed first"));
+                    t, Failure::temp("mx-timeout",
+                                     "not probed: the overall timeout of " +
+                                         std::to_string(settings_.overall_timeout.count()) +
+                                         " ms passed first"));
                 continue;
             }
             try {
@@ -62,8 +63,7 @@ std::vector<ProbeResult> ProbePool::run(const std::vector<ProbeTarget>& targets)
         }
     };
 
-    const std::size_t n =
-        std::min(targets.size(), static_cast<std::size_t>(settings_.concurrency));
+    const std::size_t n = std::min(targets.size(), static_cast<std::size_t>(settings_.concurrency));
     {
         std::vector<std::jthread> workers;  // joined at the end of this block
         workers.reserve(n);

@@ -26,7 +26,7 @@
 namespace stsguard {
 
 struct PoolSettings {
-    int concurrency = 8;                            // probes in flight at once
+    int concurrency = 8;                               // probes in flight at once
     std::chrono::milliseconds overall_timeout{60000};  // whole run
 };
 

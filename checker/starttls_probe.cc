@@ -17,24 +17,35 @@ using std::chrono::milliseconds;
 
 const char* stage_activity(ProbeStage s) {
     switch (s) {
-        case ProbeStage::connect: return "connecting";
-        case ProbeStage::banner: return "waiting for the banner";
-        case ProbeStage::ehlo: return "waiting for the EHLO reply";
-        case ProbeStage::starttls: return "waiting for the STARTTLS reply";
-        case ProbeStage::handshake: return "during the TLS handshake";
-        case ProbeStage::done: return "closing";
+        case ProbeStage::connect:
+            return "connecting";
+        case ProbeStage::banner:
+            return "waiting for the banner";
+        case ProbeStage::ehlo:
+            return "waiting for the EHLO reply";
+        case ProbeStage::starttls:
+            return "waiting for the STARTTLS reply";
+        case ProbeStage::handshake:
+            return "during the TLS handshake";
+        case ProbeStage::done:
+            return "closing";
     }
     return "";
 }
 
 const char* stage_code(ProbeStage s) {
     switch (s) {
-        case ProbeStage::connect: return "mx-connect";
-        case ProbeStage::banner: return "mx-banner";
-        case ProbeStage::ehlo: return "mx-ehlo";
-        case ProbeStage::starttls: return "mx-no-starttls";
+        case ProbeStage::connect:
+            return "mx-connect";
+        case ProbeStage::banner:
+            return "mx-banner";
+        case ProbeStage::ehlo:
+            return "mx-ehlo";
+        case ProbeStage::starttls:
+            return "mx-no-starttls";
         case ProbeStage::handshake:
-        case ProbeStage::done: return "mx-tls-handshake";
+        case ProbeStage::done:
+            return "mx-tls-handshake";
     }
     return "mx-connect";
 }
@@ -64,12 +75,18 @@ int accept_chain_for_later(X509_STORE_CTX*, void*) { return 1; }
 
 const char* probe_stage_name(ProbeStage s) {
     switch (s) {
-        case ProbeStage::connect: return "connect";
-        case ProbeStage::banner: return "banner";
-        case ProbeStage::ehlo: return "ehlo";
-        case ProbeStage::starttls: return "starttls";
-        case ProbeStage::handshake: return "handshake";
-        case ProbeStage::done: return "done";
+        case ProbeStage::connect:
+            return "connect";
+        case ProbeStage::banner:
+            return "banner";
+        case ProbeStage::ehlo:
+            return "ehlo";
+        case ProbeStage::starttls:
+            return "starttls";
+        case ProbeStage::handshake:
+            return "handshake";
+        case ProbeStage::done:
+            return "done";
     }
     return "connect";
 }
@@ -115,8 +132,8 @@ Lookup<std::unique_ptr<StarttlsProber>> StarttlsProber::create(ProbeSettings set
         std::string why;
         auto name = DomainName::parse(settings.ehlo_name, &why);
         if (!name)
-            return Failure::perm("probe-setup",
-                                 "invalid EHLO name \"" + printable(settings.ehlo_name) + "\": " + why);
+            return Failure::perm("probe-setup", "invalid EHLO name \"" +
+                                                    printable(settings.ehlo_name) + "\": " + why);
         impl->ehlo_name = name->str();
     }
     if (settings.timeout <= milliseconds::zero())
@@ -124,8 +141,7 @@ Lookup<std::unique_ptr<StarttlsProber>> StarttlsProber::create(ProbeSettings set
 
     ERR_clear_error();
     impl->ctx.reset(SSL_CTX_new(TLS_client_method()));
-    if (!impl->ctx)
-        return Failure::perm("probe-setup", openssl_error_text("SSL_CTX_new failed"));
+    if (!impl->ctx) return Failure::perm("probe-setup", openssl_error_text("SSL_CTX_new failed"));
     SSL_CTX* ctx = impl->ctx.get();
     SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
     SSL_CTX_set_security_level(ctx, 0);
@@ -139,11 +155,12 @@ Lookup<std::unique_ptr<StarttlsProber>> StarttlsProber::create(ProbeSettings set
         const char* dir = settings.ca_dir.empty() ? nullptr : settings.ca_dir.c_str();
         if (SSL_CTX_load_verify_locations(ctx, file, dir) != 1)
             return Failure::perm("probe-setup", "cannot load CA file \"" + settings.ca_file +
-                                                    "\" / dir \"" + settings.ca_dir + "\": " +
-                                                    openssl_error_text("unknown error"));
+                                                    "\" / dir \"" + settings.ca_dir +
+                                                    "\": " + openssl_error_text("unknown error"));
     }
     if (!settings.ca_pem.empty()) {
-        ossl::Bio bio(BIO_new_mem_buf(settings.ca_pem.data(), static_cast<int>(settings.ca_pem.size())));
+        ossl::Bio bio(
+            BIO_new_mem_buf(settings.ca_pem.data(), static_cast<int>(settings.ca_pem.size())));
         int added = 0;
         while (bio) {
             ossl::X509Ptr x(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
@@ -155,8 +172,8 @@ Lookup<std::unique_ptr<StarttlsProber>> StarttlsProber::create(ProbeSettings set
             return Failure::perm("probe-setup", "no usable certificate in the CA PEM text");
     }
     if (!any_source && SSL_CTX_set_default_verify_paths(ctx) != 1)
-        return Failure::perm("probe-setup",
-                             "cannot load the system trust store: " + openssl_error_text("unknown error"));
+        return Failure::perm("probe-setup", "cannot load the system trust store: " +
+                                                openssl_error_text("unknown error"));
     ERR_clear_error();
 
     return std::unique_ptr<StarttlsProber>(
@@ -179,13 +196,13 @@ ProbeResult StarttlsProber::probe(const ProbeTarget& target, Deadline overall) c
     auto host = DomainName::parse(target.host, &why);
     auto ep = parse_endpoint(target.address, target.port);
     if (!host) {
-        r.failure = Failure::perm("probe-target",
-                                  "invalid MX host name \"" + printable(target.host) + "\": " + why);
+        r.failure = Failure::perm(
+            "probe-target", "invalid MX host name \"" + printable(target.host) + "\": " + why);
     } else if (target.port < 1 || target.port > 65535) {
         r.failure = Failure::perm("probe-target", "invalid port " + std::to_string(target.port));
     } else if (!ep) {
-        r.failure = Failure::perm("probe-target", "\"" + printable(target.address) +
-                                                      "\" is not an IPv4 or IPv6 address");
+        r.failure = Failure::perm(
+            "probe-target", "\"" + printable(target.address) + "\" is not an IPv4 or IPv6 address");
     } else {
         impl_->run(*this, host->str(), *ep, dl, r);
     }
@@ -255,7 +272,8 @@ void StarttlsProber::Impl::run(const StarttlsProber& self, const std::string& ho
     if (auto e = tls_handshake(c, ssl.get())) return fail_io(*e);
 
     r.tls_version = SSL_get_version(ssl.get());
-    if (const SSL_CIPHER* ci = SSL_get_current_cipher(ssl.get())) r.cipher = SSL_CIPHER_get_name(ci);
+    if (const SSL_CIPHER* ci = SSL_get_current_cipher(ssl.get()))
+        r.cipher = SSL_CIPHER_get_name(ci);
     c.note("-- TLS " + r.tls_version + " " + r.cipher);
     ossl::X509Ptr leaf(SSL_get1_peer_certificate(ssl.get()));
     if (!leaf) {

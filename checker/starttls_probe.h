@@ -72,17 +72,19 @@ struct ProbeResult {
     std::string address;
     int port = 25;
     ProbeStage reached = ProbeStage::connect;
-    std::optional<Failure> failure;      // connection/protocol failure
-    std::string tls_version;             // e.g. "TLSv1.3" once the handshake is done
+    std::optional<Failure> failure;  // connection/protocol failure
+    std::string tls_version;         // e.g. "TLSv1.3" once the handshake is done
     std::string cipher;
-    std::optional<CertInfo> cert;        // when the server presented one
-    Findings findings;                   // certificate and TLS version verdict
-    double seconds = 0;                  // wall time of this probe
-    std::vector<std::string> transcript; // "S: 220 ...", "C: EHLO ...", for --verbose
+    std::optional<CertInfo> cert;         // when the server presented one
+    Findings findings;                    // certificate and TLS version verdict
+    double seconds = 0;                   // wall time of this probe
+    std::vector<std::string> transcript;  // "S: 220 ...", "C: EHLO ...", for --verbose
 
     // Reached TLS with a certificate an RFC 8461 sender accepts
     // (warnings such as cert-expiring-soon allowed).
-    bool acceptable() const { return !failure && reached == ProbeStage::done && !has_errors(findings); }
+    bool acceptable() const {
+        return !failure && reached == ProbeStage::done && !has_errors(findings);
+    }
 };
 
 struct ProbeSettings {
@@ -91,8 +93,8 @@ struct ProbeSettings {
     // used only when ca_file, ca_dir and ca_pem are all empty.
     std::string ca_file;
     std::string ca_dir;
-    std::string ca_pem;           // PEM certificates as text (tests, embedding)
-    std::string ehlo_name;        // empty: default_ehlo_name()
+    std::string ca_pem;     // PEM certificates as text (tests, embedding)
+    std::string ehlo_name;  // empty: default_ehlo_name()
     int cert_expiry_warn_days = 14;
     std::size_t max_line_bytes = 4096;
     std::size_t max_reply_bytes = 65536;

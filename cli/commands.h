@@ -40,5 +40,9 @@ void add_fetch_command(CLI::App& app, const GlobalOptions& g, int& rc);
 void add_config_command(CLI::App& app, const GlobalOptions& g, int& rc);
 void add_serve_command(CLI::App& app, const GlobalOptions& g, int& rc);
 void add_query_command(CLI::App& app, const GlobalOptions& g, int& rc);
+void add_cache_command(CLI::App& app, const GlobalOptions& g, int& rc);
+void add_check_command(CLI::App& app, const GlobalOptions& g, int& rc);
+void add_dry_run_command(CLI::App& app, const GlobalOptions& g, int& rc);
+void add_milter_command(CLI::App& app, const GlobalOptions& g, int& rc);
 
 }  // namespace stsguard

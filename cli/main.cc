@@ -25,6 +25,10 @@ int main(int argc, char** argv) {
     add_config_command(app, g, rc);
     add_serve_command(app, g, rc);
     add_query_command(app, g, rc);
+    add_cache_command(app, g, rc);
+    add_check_command(app, g, rc);
+    add_dry_run_command(app, g, rc);
+    add_milter_command(app, g, rc);
 
     try {
         app.parse(argc, argv);

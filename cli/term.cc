@@ -7,14 +7,15 @@
 
 namespace stsguard {
 
-Color color_choice(bool is_tty, const char* term, const char* no_color) {
-    if (!is_tty || no_color != nullptr) return Color::off;
+Color color_choice(StreamKind stream, const char* term, const char* no_color) {
+    if (stream != StreamKind::terminal || no_color != nullptr) return Color::off;
     if (term == nullptr || *term == '\0' || std::strcmp(term, "dumb") == 0) return Color::off;
     return Color::on;
 }
 
 Color color_for_fd(int fd) {
-    return color_choice(isatty(fd) == 1, std::getenv("TERM"), std::getenv("NO_COLOR"));
+    return color_choice(isatty(fd) == 1 ? StreamKind::terminal : StreamKind::other,
+                        std::getenv("TERM"), std::getenv("NO_COLOR"));
 }
 
 std::string paint(Color color, Hue hue, std::string_view text) {

@@ -15,9 +15,10 @@ namespace stsguard {
 
 enum class Color { off, on };
 enum class Hue { red, yellow, green, cyan, bold };
+enum class StreamKind { terminal, other };
 
 // The decision, without touching the environment (testable).
-Color color_choice(bool is_tty, const char* term, const char* no_color);
+Color color_choice(StreamKind stream, const char* term, const char* no_color);
 
 // The decision for a file descriptor (1 = stdout) and the real environment.
 Color color_for_fd(int fd);

@@ -9,10 +9,14 @@ namespace stsguard {
 
 const char* outcome_kind_name(OutcomeKind k) {
     switch (k) {
-    case OutcomeKind::ok: return "ok";
-    case OutcomeKind::no_policy: return "no-policy";
-    case OutcomeKind::temporary: return "temporary";
-    case OutcomeKind::permanent: return "permanent";
+        case OutcomeKind::ok:
+            return "ok";
+        case OutcomeKind::no_policy:
+            return "no-policy";
+        case OutcomeKind::temporary:
+            return "temporary";
+        case OutcomeKind::permanent:
+            return "permanent";
     }
     return "?";
 }
@@ -79,7 +83,8 @@ public:
     }
     bool count(std::size_t n, const char* field) {
         if (n > std::numeric_limits<std::uint16_t>::max()) {
-            if (why_.empty()) why_ = std::string(field) + " has " + std::to_string(n) + " entries, over 65535";
+            if (why_.empty())
+                why_ = std::string(field) + " has " + std::to_string(n) + " entries, over 65535";
             return false;
         }
         u16(static_cast<std::uint16_t>(n));
@@ -137,8 +142,12 @@ public:
     bool str(std::string& s, int width, std::size_t limit, const char* f) {
         std::uint64_t n = 0;
         if (!le(n, width, f)) return false;
-        if (n > limit) return fail(std::string(f) + " length " + std::to_string(n) + " over its limit " + std::to_string(limit));
-        if (n > left_) return fail(std::string(f) + " length " + std::to_string(n) + " runs past the end (" + std::to_string(left_) + " bytes left)");
+        if (n > limit)
+            return fail(std::string(f) + " length " + std::to_string(n) + " over its limit " +
+                        std::to_string(limit));
+        if (n > left_)
+            return fail(std::string(f) + " length " + std::to_string(n) + " runs past the end (" +
+                        std::to_string(left_) + " bytes left)");
         s.assign(p_, static_cast<std::size_t>(n));
         p_ += n;
         left_ -= n;
@@ -150,7 +159,8 @@ public:
         std::uint16_t c = 0;
         if (!u16(c, f)) return false;
         if (static_cast<std::size_t>(c) * min_each > left_)
-            return fail(std::string(f) + " count " + std::to_string(c) + " cannot fit in the " + std::to_string(left_) + " bytes left");
+            return fail(std::string(f) + " count " + std::to_string(c) + " cannot fit in the " +
+                        std::to_string(left_) + " bytes left");
         n = c;
         return true;
     }
@@ -184,9 +194,12 @@ private:
 
 std::uint8_t mode_code(Mode m) {
     switch (m) {
-    case Mode::enforce: return 0;
-    case Mode::testing: return 1;
-    case Mode::none: return 2;
+        case Mode::enforce:
+            return 0;
+        case Mode::testing:
+            return 1;
+        case Mode::none:
+            return 2;
     }
     return 2;
 }
@@ -268,7 +281,8 @@ std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainNam
     if (mode > 2) return bad("mode " + std::to_string(mode) + " is not 0, 1 or 2");
     if (kind > 3) return bad("outcome kind " + std::to_string(kind) + " is not 0-3");
     if (max_age < 0 || max_age > kMaxAgeLimit)
-        return bad("max_age " + std::to_string(max_age) + " is outside 0.." + std::to_string(kMaxAgeLimit));
+        return bad("max_age " + std::to_string(max_age) + " is outside 0.." +
+                   std::to_string(kMaxAgeLimit));
     rec.state = static_cast<PolicyState>(state);
     rec.policy.mode = mode == 0 ? Mode::enforce : mode == 1 ? Mode::testing : Mode::none;
     rec.last_outcome.kind = static_cast<OutcomeKind>(kind);
@@ -304,7 +318,8 @@ std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainNam
     }
     r.str(rec.policy_body, 4, kMaxPolicyBytes, "policy body");
     if (!r.ok()) return bad(r.why());
-    if (r.left() != 0) return bad(std::to_string(r.left()) + " unexpected bytes after the last field");
+    if (r.left() != 0)
+        return bad(std::to_string(r.left()) + " unexpected bytes after the last field");
     return rec;
 }
 

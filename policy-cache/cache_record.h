@@ -58,18 +58,18 @@ struct CacheRecord {
 
     DomainName domain;
     PolicyState state = PolicyState::no_policy;
-    std::string policy_body;           // raw bytes as fetched (export, `cache show`)
-    Policy policy;                     // parsed; meaningful when state == has_policy
-    std::optional<PolicyId> policy_id; // the TXT id the policy was fetched under
+    std::string policy_body;            // raw bytes as fetched (export, `cache show`)
+    Policy policy;                      // parsed; meaningful when state == has_policy
+    std::optional<PolicyId> policy_id;  // the TXT id the policy was fetched under
     UnixTime fetched_at{};
-    UnixTime expires_at{};             // fetched_at + max_age (RFC 8461 3.2)
-    UnixTime last_checked{};           // last TXT id check (5.1)
-    UnixTime last_used{};              // last lookup that used the record
+    UnixTime expires_at{};    // fetched_at + max_age (RFC 8461 3.2)
+    UnixTime last_checked{};  // last TXT id check (5.1)
+    UnixTime last_used{};     // last lookup that used the record
     UnixTime next_refresh{};
     RecordOutcome last_outcome;
     std::uint32_t consecutive_failures = 0;
-    std::vector<std::string> mx_hosts; // the domain's MX host names from DNS
-    UnixTime mx_expires_at{};          // when that MX set's TTL runs out
+    std::vector<std::string> mx_hosts;  // the domain's MX host names from DNS
+    UnixTime mx_expires_at{};           // when that MX set's TTL runs out
 
     // Stores a freshly fetched policy: state, body, parse, id, fetched_at
     // and expires_at = fetched_at + max_age.

@@ -194,7 +194,14 @@ const std::vector<Key>& keys() {
         oneof_key("on_temp_failure", &Config::on_temp_failure, {"notfound", "temp"}),
         bool_key("postfix_attributes", &Config::postfix_attributes),
         list_key("map_names", &Config::map_names),
+        string_key("milter_listen", &Config::milter_listen),
+        duration_key("milter_wait", &Config::milter_wait, 0, 60),
+        oneof_key("milter_action", &Config::milter_action, {"prefetch", "header", "hold"}),
+        list_key("milter_exempt_domains", &Config::milter_exempt_domains),
+        duration_key("milter_timeout", &Config::milter_timeout, 1, 3600),
         duration_key("probe_timeout", &Config::probe_timeout, 1, 600),
+        int_key("probe_concurrency", &Config::probe_concurrency, 1, 256),
+        int_key("check_concurrency", &Config::check_concurrency, 1, 256),
         int_key("cert_expiry_warn_days", &Config::cert_expiry_warn_days, 0, 3650),
     };
     return k;

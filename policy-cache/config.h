@@ -74,8 +74,17 @@ struct Config {
     std::vector<std::string> map_names;
     std::map<std::string, std::map<std::string, std::string>> map_overrides;
 
+    // --- milter (plugin/) -------------------------------------------------
+    std::string milter_listen = "inet:8462@127.0.0.1";  // libmilter: inet:PORT@HOST | unix:PATH
+    Seconds milter_wait{0};                // longest a recipient waits for discovery (0: never)
+    std::string milter_action = "prefetch";  // prefetch | header | hold
+    std::vector<std::string> milter_exempt_domains;  // "example.com" exact, ".example.com" subdomains
+    Seconds milter_timeout{30};            // libmilter smfi_settimeout: I/O with the MTA
+
     // --- checker ----------------------------------------------------------
     Seconds probe_timeout{15};
+    int probe_concurrency = 8;             // STARTTLS probes at once (check, dry-run)
+    int check_concurrency = 8;             // domains checked at once (dry-run)
     int cert_expiry_warn_days = 14;
 };
 

@@ -91,10 +91,11 @@ TxtStep discover_txt(const DomainName& domain, DnsResolver& dns) {
             step.code = "txt-invalid";
             break;
         case TxtVerdict::no_policy: {
-            std::size_t sts = 0;
-            for (const auto& r : step.records)
-                if (r.rfind("v=STSv1", 0) == 0) ++sts;
-            step.code = sts > 1 ? "txt-multiple" : "txt-none-sts";
+            // The parser decides what counts as a v=STSv1 record ("v=STSv10" does not).
+            bool multiple = false;
+            for (const auto& f : step.txt.findings)
+                if (f.code == "txt-multiple-records") multiple = true;
+            step.code = multiple ? "txt-multiple" : "txt-none-sts";
             break;
         }
     }

@@ -21,35 +21,39 @@ bool is_corruption(int rc) {
 Failure lmdb_failure(int rc, std::string_view during, const std::string& data_path) {
     const std::string what = std::string(during) + ": " + mdb_strerror(rc);
     const std::string where = "stsguard cache: " + data_path + ": " + what;
-    if (is_corruption(rc)) return Failure::perm("cache-corrupt", corrupt_cache_advice(data_path, what));
+    if (is_corruption(rc))
+        return Failure::perm("cache-corrupt", corrupt_cache_advice(data_path, what));
     switch (rc) {
-    case MDB_MAP_FULL:
-        return Failure::temp("cache-full", where + " (the map could not grow further)");
-    case ENOSPC:
-    case EDQUOT:
-    case EFBIG:
-        return Failure::temp("cache-full", where + " (free disk space or raise the quota)");
-    case MDB_READERS_FULL:
-        return Failure::temp("cache-readers-full",
-                             where + " (too many concurrent readers; raise max readers)");
-    case EACCES:
-    case EPERM:
-    case EROFS:
-        return Failure::perm("cache-permission",
-                             where + " (check the owner and mode of the cache directory)");
-    case ENOENT:
-        return Failure::perm("cache-missing", where);
-    case MDB_PANIC:
-        return Failure::temp("cache-io", where + " (an earlier write failed; restart stsguard)");
-    default:
-        return Failure::temp("cache-io", where);
+        case MDB_MAP_FULL:
+            return Failure::temp("cache-full", where + " (the map could not grow further)");
+        case ENOSPC:
+        case EDQUOT:
+        case EFBIG:
+            return Failure::temp("cache-full", where + " (free disk space or raise the quota)");
+        case MDB_READERS_FULL:
+            return Failure::temp("cache-readers-full",
+                                 where + " (too many concurrent readers; raise max readers)");
+        case EACCES:
+        case EPERM:
+        case EROFS:
+            return Failure::perm("cache-permission",
+                                 where + " (check the owner and mode of the cache directory)");
+        case ENOENT:
+            return Failure::perm("cache-missing", where);
+        case MDB_PANIC:
+            return Failure::temp("cache-io",
+                                 where + " (an earlier write failed; restart stsguard)");
+        default:
+            return Failure::temp("cache-io", where);
     }
 }
 
 // ---- Env ---------------------------------------------------------------
 
 Env::Env(Env&& o) noexcept
-    : env_(o.env_), dir_(std::move(o.dir_)), data_path_(std::move(o.data_path_)),
+    : env_(o.env_),
+      dir_(std::move(o.dir_)),
+      data_path_(std::move(o.data_path_)),
       broken_(o.broken_) {
     o.env_ = nullptr;
 }

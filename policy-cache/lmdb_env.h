@@ -63,7 +63,7 @@ enum class EnvAccess { read_write, read_only };
 enum class EnvSync { full, no_sync };
 
 struct EnvOptions {
-    std::size_t map_size = 0;   // 0: the size recorded in the file (LMDB default if new)
+    std::size_t map_size = 0;  // 0: the size recorded in the file (LMDB default if new)
     unsigned max_readers = 126;
     unsigned max_dbs = 4;
     EnvAccess access = EnvAccess::read_write;
@@ -125,8 +125,8 @@ public:
     ~Txn() { abort(); }
 
     int begin(const Env& env, TxnKind kind);
-    int commit();    // the handle is gone afterwards, whatever the result
-    void abort();    // no-op when not begun
+    int commit();  // the handle is gone afterwards, whatever the result
+    void abort();  // no-op when not begun
 
     // Read-only transactions only: reset keeps the handle and its reader
     // slot (no snapshot held); renew takes a fresh snapshot.
@@ -182,6 +182,7 @@ public:
         ~Shared() { pthread_rwlock_unlock(&l_.lock_); }
         Shared(const Shared&) = delete;
         Shared& operator=(const Shared&) = delete;
+
     private:
         MapLock& l_;
     };
@@ -191,6 +192,7 @@ public:
         ~Exclusive() { pthread_rwlock_unlock(&l_.lock_); }
         Exclusive(const Exclusive&) = delete;
         Exclusive& operator=(const Exclusive&) = delete;
+
     private:
         MapLock& l_;
     };

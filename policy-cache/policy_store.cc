@@ -23,8 +23,8 @@ StoreOptions store_options(const Config& cfg, StoreAccess access) {
 
 namespace {
 
-constexpr int kMaxWriteAttempts = 6;      // growths or adoptions before giving up
-constexpr std::size_t kBatch = 256;       // for_each records per read transaction
+constexpr int kMaxWriteAttempts = 6;  // growths or adoptions before giving up
+constexpr std::size_t kBatch = 256;   // for_each records per read transaction
 constexpr const char* kPoliciesDb = "policies";
 constexpr const char* kMetaDb = "meta";
 
@@ -37,7 +37,8 @@ std::string encode_u32(std::uint32_t v) {
 bool decode_u32(std::string_view s, std::uint32_t& v) {
     if (s.size() != 4) return false;
     v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(s[i])) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+        v |= static_cast<std::uint32_t>(static_cast<unsigned char>(s[i])) << (8 * i);
     return true;
 }
 
@@ -132,7 +133,8 @@ Lookup<std::unique_ptr<PolicyStore>> PolicyStore::open(const StoreOptions& opts)
     eo.max_dbs = 4;
     eo.access = ro ? lmdb::EnvAccess::read_only : lmdb::EnvAccess::read_write;
     eo.sync = opts.sync;
-    if (int rc = s->env_.open(opts.dir, eo); rc != 0) return lmdb::lmdb_failure(rc, "opening the environment", data_path);
+    if (int rc = s->env_.open(opts.dir, eo); rc != 0)
+        return lmdb::lmdb_failure(rc, "opening the environment", data_path);
 
     // Slots of processes that died inside a read transaction would pin old
     // pages (the file grows) and use up max_readers.
@@ -165,7 +167,8 @@ std::optional<Failure> PolicyStore::open_schema() {
             rc = rt.get(meta, kSchemaKey, v);
             std::uint32_t ver = 0;
             if (rc == 0 && decode_u32(v, ver) && ver == kSchemaVersion) {
-                if ((rc = rt.commit()) != 0) return fail(rc, "opening the databases");  // keeps the DBI handles
+                if ((rc = rt.commit()) != 0)
+                    return fail(rc, "opening the databases");  // keeps the DBI handles
                 policies_ = pol;
                 meta_ = meta;
                 schema_ = ver;
@@ -197,31 +200,39 @@ std::optional<Failure> PolicyStore::open_schema() {
         MDB_stat st{};
         if ((rc = txn.stat(policies_, st)) != 0) return fail(rc, "reading the database statistics");
         if (st.ms_entries != 0)
-            return Failure::perm("cache-corrupt", lmdb::corrupt_cache_advice(path, "records but no schema version"));
-        if (ro) return Failure::perm("cache-missing", "the cache in " + path + " is not initialized yet");
+            return Failure::perm("cache-corrupt",
+                                 lmdb::corrupt_cache_advice(path, "records but no schema version"));
+        if (ro)
+            return Failure::perm("cache-missing",
+                                 "the cache in " + path + " is not initialized yet");
         ver = kSchemaVersion;  // a new cache
     } else if (rc != 0) {
         return fail(rc, "reading the schema version");
     } else if (!decode_u32(v, ver)) {
-        return Failure::perm("cache-corrupt", lmdb::corrupt_cache_advice(path, "schema version is not 4 bytes"));
+        return Failure::perm("cache-corrupt",
+                             lmdb::corrupt_cache_advice(path, "schema version is not 4 bytes"));
     } else if (ver > kSchemaVersion) {
         return Failure::perm("cache-schema-newer",
-                             path + " was written by a newer stsguard (schema " + std::to_string(ver) +
-                                 ", this one knows " + std::to_string(kSchemaVersion) +
+                             path + " was written by a newer stsguard (schema " +
+                                 std::to_string(ver) + ", this one knows " +
+                                 std::to_string(kSchemaVersion) +
                                  "); upgrade stsguard or move the cache aside");
     } else if (ver < kSchemaVersion) {
         if (ro)
-            return Failure::perm("cache-schema-old",
-                                 path + " has the older schema " + std::to_string(ver) +
-                                     "; open it read-write once (start stsguard serve) to migrate it");
+            return Failure::perm(
+                "cache-schema-old",
+                path + " has the older schema " + std::to_string(ver) +
+                    "; open it read-write once (start stsguard serve) to migrate it");
         for (std::uint32_t from = ver; from < kSchemaVersion; ++from) {
             MigrationResult m = kMigrations[from](txn, policies_);
             if (m.rc != 0)
-                return fail(m.rc, "migrating schema " + std::to_string(from) + " to " + std::to_string(from + 1));
+                return fail(m.rc, "migrating schema " + std::to_string(from) + " to " +
+                                      std::to_string(from + 1));
         }
         ver = kSchemaVersion;
     }
-    if (!ro && (rc = txn.put(meta_, kSchemaKey, encode_u32(ver))) != 0) return fail(rc, "writing the schema version");
+    if (!ro && (rc = txn.put(meta_, kSchemaKey, encode_u32(ver))) != 0)
+        return fail(rc, "writing the schema version");
     if ((rc = txn.commit()) != 0) return fail(rc, "committing the schema");
     schema_ = ver;
     return std::nullopt;
@@ -236,8 +247,9 @@ Failure PolicyStore::fail(int rc, std::string_view during) const {
 }
 
 Failure PolicyStore::record_corrupt(const DomainName& d, const std::string& why) const {
-    return Failure::perm("cache-record-corrupt", "stsguard cache: " + env_.data_path() + ": " + why +
-                                                     "; the next refresh of " + d.str() + " replaces it");
+    return Failure::perm("cache-record-corrupt", "stsguard cache: " + env_.data_path() + ": " +
+                                                     why + "; the next refresh of " + d.str() +
+                                                     " replaces it");
 }
 
 // ---- map size ----------------------------------------------------------
@@ -246,19 +258,22 @@ std::optional<Failure> PolicyStore::grow_map() {
     lmdb::MapLock::Exclusive x(map_lock_);  // waits for every transaction of this process
     const std::size_t cur = env_.map_size();
     if (cur >= opts_.max_map_size)
-        return Failure::temp("cache-full", "stsguard cache: " + env_.data_path() + ": the map reached its limit of " +
+        return Failure::temp("cache-full", "stsguard cache: " + env_.data_path() +
+                                               ": the map reached its limit of " +
                                                std::to_string(opts_.max_map_size) + " bytes");
     const std::size_t next = std::min(std::max(cur * 2, cur + (1u << 20)), opts_.max_map_size);
     if (int rc = env_.set_map_size(next); rc != 0)
-        return Failure::temp("cache-full", "stsguard cache: " + env_.data_path() + ": growing the map to " +
-                                               std::to_string(next) + " bytes: " + mdb_strerror(rc) +
+        return Failure::temp("cache-full", "stsguard cache: " + env_.data_path() +
+                                               ": growing the map to " + std::to_string(next) +
+                                               " bytes: " + mdb_strerror(rc) +
                                                (env_.broken() ? " (restart stsguard)" : ""));
     return std::nullopt;
 }
 
 std::optional<Failure> PolicyStore::adopt_map_size() const {
     lmdb::MapLock::Exclusive x(map_lock_);
-    if (int rc = env_.set_map_size(0); rc != 0) return fail(rc, "adopting the map size grown by another process");
+    if (int rc = env_.set_map_size(0); rc != 0)
+        return fail(rc, "adopting the map size grown by another process");
     return std::nullopt;
 }
 
@@ -316,15 +331,19 @@ std::optional<Failure> PolicyStore::for_each(const Visitor& visit) const {
                 for (; rc == 0 && batch.size() < kBatch; rc = cur.get(k, v, MDB_NEXT)) {
                     auto d = key_domain(k);
                     if (!d) {
-                        batch.emplace_back(std::string(k), Failure::perm("cache-record-corrupt",
-                            "stsguard cache: " + env_.data_path() + ": key \"" + std::string(k) +
-                            "\" is not a normalized domain name"));
+                        batch.emplace_back(std::string(k),
+                                           Failure::perm("cache-record-corrupt",
+                                                         "stsguard cache: " + env_.data_path() +
+                                                             ": key \"" + std::string(k) +
+                                                             "\" is not a normalized domain name"));
                         continue;
                     }
                     std::string why;
                     auto rec = decode_record(v, *d, &why);
-                    if (rec) batch.emplace_back(std::string(k), std::move(*rec));
-                    else batch.emplace_back(std::string(k), record_corrupt(*d, why));
+                    if (rec)
+                        batch.emplace_back(std::string(k), std::move(*rec));
+                    else
+                        batch.emplace_back(std::string(k), record_corrupt(*d, why));
                 }
                 cur.close();  // before its transaction ends
             }
@@ -363,7 +382,8 @@ Lookup<StoreStats> PolicyStore::stats(StatsDetail detail) const {
         st.reader_slots = env_.readers_in_use();
     }
     struct stat fs {};
-    if (::stat(st.data_path.c_str(), &fs) == 0) st.file_bytes = static_cast<std::uint64_t>(fs.st_size);
+    if (::stat(st.data_path.c_str(), &fs) == 0)
+        st.file_bytes = static_cast<std::uint64_t>(fs.st_size);
     if (detail == StatsDetail::by_mode) {
         auto f = for_each([&](std::string_view, const Lookup<CacheRecord>& r) {
             if (!r.found()) {
@@ -372,9 +392,15 @@ Lookup<StoreStats> PolicyStore::stats(StatsDetail detail) const {
                 ++st.no_policy;
             } else {
                 switch (r.value().policy.mode) {
-                case Mode::enforce: ++st.enforce; break;
-                case Mode::testing: ++st.testing; break;
-                case Mode::none: ++st.none; break;
+                    case Mode::enforce:
+                        ++st.enforce;
+                        break;
+                    case Mode::testing:
+                        ++st.testing;
+                        break;
+                    case Mode::none:
+                        ++st.none;
+                        break;
                 }
             }
             return Visit::next;
@@ -388,7 +414,8 @@ Lookup<StoreStats> PolicyStore::stats(StatsDetail detail) const {
 
 std::optional<Failure> PolicyStore::write(const WriteBody& body) {
     if (opts_.access == StoreAccess::read_only)
-        return Failure::perm("cache-permission", "stsguard cache: " + env_.data_path() + " is open read-only");
+        return Failure::perm("cache-permission",
+                             "stsguard cache: " + env_.data_path() + " is open read-only");
     std::lock_guard<std::mutex> w(write_mutex_);
     for (int attempt = 0;; ++attempt) {
         WriteStep step;
@@ -473,8 +500,9 @@ std::optional<Failure> PolicyStore::update(const DomainName& domain, const Updat
             return st;
         }
         if (!(rec->domain == domain)) {
-            st.failure = Failure::perm("cache-key-mismatch", "update of " + domain.str() +
-                                                                 " returned a record for " + rec->domain.str());
+            st.failure = Failure::perm(
+                "cache-key-mismatch",
+                "update of " + domain.str() + " returned a record for " + rec->domain.str());
             return st;
         }
         std::string why;
@@ -511,7 +539,8 @@ Lookup<Removed> PolicyStore::remove(const DomainName& domain) {
     return Removed{};
 }
 
-std::optional<Failure> PolicyStore::touch_last_used(const std::vector<std::pair<DomainName, UnixTime>>& uses) {
+std::optional<Failure> PolicyStore::touch_last_used(
+    const std::vector<std::pair<DomainName, UnixTime>>& uses) {
     if (uses.empty()) return std::nullopt;
     return write([&](lmdb::Txn& txn) {
         WriteStep st;

@@ -82,11 +82,11 @@ inline constexpr const char* kSchemaKey = "schema-version";  // in "meta": u32 L
 enum class StoreAccess { read_write, read_only };
 
 struct StoreOptions {
-    std::string dir = "/var/lib/stsguard";            // created 0750 if missing
-    std::size_t initial_map_size = 64ULL << 20;       // an existing larger map is kept
-    std::size_t max_map_size = 64ULL << 30;           // growth stops here: cache-full
+    std::string dir = "/var/lib/stsguard";       // created 0750 if missing
+    std::size_t initial_map_size = 64ULL << 20;  // an existing larger map is kept
+    std::size_t max_map_size = 64ULL << 30;      // growth stops here: cache-full
     StoreAccess access = StoreAccess::read_write;
-    lmdb::EnvSync sync = lmdb::EnvSync::full;        // see lmdb_env.h; keep full in production
+    lmdb::EnvSync sync = lmdb::EnvSync::full;  // see lmdb_env.h; keep full in production
     unsigned max_readers = 126;
 };
 
@@ -100,14 +100,14 @@ struct StoreStats {
     // Filled by StatsDetail::by_mode only:
     std::uint64_t enforce = 0, testing = 0, none = 0;  // records with a policy, by mode
     std::uint64_t no_policy = 0;
-    std::uint64_t corrupt = 0;                         // records that do not decode
-    std::uint64_t file_bytes = 0;                      // data.mdb size on disk
-    std::uint64_t used_bytes = 0;                      // pages in use
-    std::uint64_t map_bytes = 0;                       // current map size
+    std::uint64_t corrupt = 0;     // records that do not decode
+    std::uint64_t file_bytes = 0;  // data.mdb size on disk
+    std::uint64_t used_bytes = 0;  // pages in use
+    std::uint64_t map_bytes = 0;   // current map size
     std::uint32_t schema_version = 0;
     unsigned max_readers = 0;
-    unsigned reader_slots = 0;                         // slots in the lock file
-    int stale_readers_cleared = 0;                     // at open
+    unsigned reader_slots = 0;      // slots in the lock file
+    int stale_readers_cleared = 0;  // at open
     std::string data_path;
 };
 
@@ -147,7 +147,8 @@ public:
 
     // Sets last_used (never moving it backwards) on many records in one
     // write transaction; absent or undecodable records are skipped.
-    std::optional<Failure> touch_last_used(const std::vector<std::pair<DomainName, UnixTime>>& uses);
+    std::optional<Failure> touch_last_used(
+        const std::vector<std::pair<DomainName, UnixTime>>& uses);
 
     // Every record in key order, for list/export.  Records are read in
     // batches of short read transactions and the visitor runs outside any

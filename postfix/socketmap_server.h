@@ -148,10 +148,10 @@ public:
     const ServerCounters& counters() const { return counters_; }
 
 private:
-    class Connection;
+    class Connection;   // postfix/socketmap_connection.h
     friend class Connection;
     struct Listener;
-    struct ReplyState;
+    struct ReplyState;  // postfix/socketmap_connection.cc: one request's ReplyFn
 
     void on_accept(Listener& l);
     void close_connection(Connection& c);

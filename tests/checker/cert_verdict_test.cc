@@ -53,7 +53,7 @@ struct Verdict {
 };
 
 Verdict judge(X509_STORE* store, X509* leaf, const std::string& host, UnixTime now = kNow,
-              int warn_days = 14, STACK_OF(X509)* untrusted = nullptr) {
+              int warn_days = 14, STACK_OF(X509) * untrusted = nullptr) {
     Verdict v;
     v.info = inspect_certificate(store, leaf, untrusted, host, now);
     v.findings = judge_certificate(v.info, host, now, warn_days);
@@ -197,9 +197,9 @@ TEST_CASE("4.2: a leaf from an unknown CA is cert-chain-invalid") {
 TEST_CASE("4.2: the chain through an intermediate sent by the server verifies") {
     KeyCert root = make_ca("Root");
     KeyCert inter = make_ca("Intermediate");
-    KeyCert inter_signed = make_cert(
-        CertSpec{"Intermediate", {}, days(-100), days(1000), CertRole::ca, 7, ""}, &root,
-        std::move(inter.key));
+    KeyCert inter_signed =
+        make_cert(CertSpec{"Intermediate", {}, days(-100), days(1000), CertRole::ca, 7, ""}, &root,
+                  std::move(inter.key));
     KeyCert leaf = make_leaf(&inter_signed, {"mx.example.test"});
     auto store = testing::store_with(root.cert.get());
 
@@ -274,8 +274,8 @@ TEST_CASE("OpenSSL's chain dates use the injected clock, not the real time") {
 
     // Valid in 2001, long expired in real time: clean at a 2001 clock.
     const UnixTime y2001 = from_unix(1'000'000'000);
-    KeyCert old = make_leaf(&ca, {"mx.example.test"}, from_unix(990'000'000),
-                            from_unix(1'010'000'000));
+    KeyCert old =
+        make_leaf(&ca, {"mx.example.test"}, from_unix(990'000'000), from_unix(1'010'000'000));
     Verdict then = judge(store.get(), old.cert.get(), "mx.example.test", y2001);
     CHECK(then.findings.empty());
     CHECK(then.info.verify_errors.empty());

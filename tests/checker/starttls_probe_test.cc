@@ -212,8 +212,7 @@ TEST_CASE("the caller's deadline cuts a probe short of its own timeout") {
     ManualClock clock(kNow);
     auto prober = make_prober(settings_for(pki, 10000ms), clock);
     testing::Listener silent;
-    ProbeResult r =
-        prober->probe(local(silent.port()), std::chrono::steady_clock::now() + 200ms);
+    ProbeResult r = prober->probe(local(silent.port()), std::chrono::steady_clock::now() + 200ms);
     CHECK(failure_code(r) == "mx-timeout");
     CHECK(r.seconds >= 0.19);
     CHECK(r.seconds < 5.0);

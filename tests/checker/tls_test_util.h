@@ -49,12 +49,12 @@ enum class CertRole { leaf, ca };
 
 struct CertSpec {
     std::string cn = "mx.example.test";
-    std::vector<std::string> dns;       // subjectAltName DNS names; empty: no SAN
+    std::vector<std::string> dns;  // subjectAltName DNS names; empty: no SAN
     UnixTime not_before{};
     UnixTime not_after{};
     CertRole role = CertRole::leaf;
     long serial = 1;
-    std::string eku = "serverAuth";     // extendedKeyUsage value; empty: none
+    std::string eku = "serverAuth";  // extendedKeyUsage value; empty: none
 };
 
 struct KeyCert {
@@ -167,8 +167,8 @@ struct SmtpScript {
     std::string ehlo_reply =
         "250-mx.example.test hello\r\n250-PIPELINING\r\n250-starttls\r\n250 8BITMIME\r\n";
     std::string starttls_reply = "220 2.0.0 go ahead\r\n";
-    const KeyCert* tls = nullptr;       // null: after the 220 to STARTTLS, see `silent`
-    int tls_max_version = 0;            // e.g. TLS1_1_VERSION; 0: library default
+    const KeyCert* tls = nullptr;  // null: after the 220 to STARTTLS, see `silent`
+    int tls_max_version = 0;       // e.g. TLS1_1_VERSION; 0: library default
     // Without tls: close at once, or stay silent until the client hangs up.
     enum class NoTls { close, silent } no_tls = NoTls::close;
 };
@@ -285,7 +285,8 @@ private:
         std::string buf;
         char tmp[1024];
         int n = 0;
-        while ((n = SSL_read(ssl.get(), tmp, sizeof tmp)) > 0) buf.append(tmp, static_cast<std::size_t>(n));
+        while ((n = SSL_read(ssl.get(), tmp, sizeof tmp)) > 0)
+            buf.append(tmp, static_cast<std::size_t>(n));
         ERR_clear_error();
         std::string line;
         while (!buf.empty()) {

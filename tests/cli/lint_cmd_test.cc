@@ -318,13 +318,13 @@ TEST_CASE("lint mx: human output names host and pattern") {
 // --- colour and the command line ---------------------------------------------
 
 TEST_CASE("term: colour only on a terminal, with TERM set and not dumb, NO_COLOR unset") {
-    CHECK(color_choice(true, "xterm-256color", nullptr) == Color::on);
-    CHECK(color_choice(false, "xterm-256color", nullptr) == Color::off);
-    CHECK(color_choice(true, "dumb", nullptr) == Color::off);
-    CHECK(color_choice(true, nullptr, nullptr) == Color::off);
-    CHECK(color_choice(true, "", nullptr) == Color::off);
-    CHECK(color_choice(true, "xterm", "1") == Color::off);
-    CHECK(color_choice(true, "xterm", "") == Color::off);
+    CHECK(color_choice(StreamKind::terminal, "xterm-256color", nullptr) == Color::on);
+    CHECK(color_choice(StreamKind::other, "xterm-256color", nullptr) == Color::off);
+    CHECK(color_choice(StreamKind::terminal, "dumb", nullptr) == Color::off);
+    CHECK(color_choice(StreamKind::terminal, nullptr, nullptr) == Color::off);
+    CHECK(color_choice(StreamKind::terminal, "", nullptr) == Color::off);
+    CHECK(color_choice(StreamKind::terminal, "xterm", "1") == Color::off);
+    CHECK(color_choice(StreamKind::terminal, "xterm", "") == Color::off);
     CHECK(paint(Color::off, Hue::red, "error") == "error");
     CHECK(paint(Color::on, Hue::red, "error") == "\033[1;31merror\033[0m");
 }

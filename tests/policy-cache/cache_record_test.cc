@@ -31,7 +31,8 @@ CacheRecord full_record() {
     r.last_checked = from_unix(1'700'000'100);
     r.last_used = from_unix(1'700'000'200);
     r.next_refresh = from_unix(1'700'086'400);
-    r.last_outcome = {OutcomeKind::temporary, "policy-fetch-timeout", "timed out after 20 s \xc3\xa9"};
+    r.last_outcome = {OutcomeKind::temporary, "policy-fetch-timeout",
+                      "timed out after 20 s \xc3\xa9"};
     r.consecutive_failures = 0x01020304;
     r.mx_hosts = {"mx1.example.com", "mx2.example.com"};
     r.mx_expires_at = from_unix(1'700'003'600);
@@ -87,9 +88,9 @@ TEST_CASE("cache record: the encoding leads with format byte 1 and is little-end
     const std::string b = encode_ok(full_record());
     REQUIRE(b.size() > 8);
     CHECK(static_cast<unsigned char>(b[0]) == kRecordFormat);
-    CHECK(static_cast<unsigned char>(b[1]) == 1);  // has_policy
-    CHECK(static_cast<unsigned char>(b[2]) == 1);  // testing
-    CHECK(static_cast<unsigned char>(b[3]) == 2);  // temporary
+    CHECK(static_cast<unsigned char>(b[1]) == 1);     // has_policy
+    CHECK(static_cast<unsigned char>(b[2]) == 1);     // testing
+    CHECK(static_cast<unsigned char>(b[3]) == 2);     // temporary
     CHECK(static_cast<unsigned char>(b[4]) == 0x04);  // consecutive_failures, low byte first
     CHECK(static_cast<unsigned char>(b[7]) == 0x01);
 }
@@ -220,7 +221,8 @@ TEST_CASE("cache record: a list count larger than the bytes left is refused befo
     CHECK(why.find("mx patterns count 65535 cannot fit") != std::string::npos);
 }
 
-TEST_CASE("cache record: encode refuses an oversized body and an invalid policy id (RFC 8461 3.1, 3.3)") {
+TEST_CASE(
+    "cache record: encode refuses an oversized body and an invalid policy id (RFC 8461 3.1, 3.3)") {
     CacheRecord r = full_record();
     r.policy_body.assign(kMaxPolicyBytes + 1, 'a');
     std::string why;

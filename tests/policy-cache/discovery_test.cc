@@ -127,3 +127,12 @@ TEST_CASE("discovery: every reason code is unique and failed ones have an RFC 84
         else CHECK(std::string(r.rfc8460).empty());
     }
 }
+
+TEST_CASE("discovery 3.1: two v=STSv10 records are not several v=STSv1 records") {
+    FakeResolver dns;
+    FakeFetcher web;
+    dns.set_txt("_mta-sts.example.com", {"v=STSv10; id=a1", "v=STSv10; id=b2"});
+    Discovery d = discover(dn("example.com"), dns, web);
+    CHECK(d.status == DiscoveryStatus::no_policy);
+    CHECK(d.code == "txt-none-sts");
+}

@@ -80,7 +80,8 @@ TEST_CASE("lmdb: error codes map to stable failure codes naming the file") {
     CHECK(f.reason.find("MDB_MAP_FULL") != std::string::npos);  // mdb_strerror text
 
     CHECK(lmdb_failure(ENOSPC, "committing", path).code == "cache-full");
-    CHECK(lmdb_failure(ENOSPC, "committing", path).reason.find("No space left") != std::string::npos);
+    CHECK(lmdb_failure(ENOSPC, "committing", path).reason.find("No space left") !=
+          std::string::npos);
     CHECK(lmdb_failure(EIO, "committing", path).code == "cache-io");
     CHECK(lmdb_failure(EIO, "committing", path).temporary());
     CHECK(lmdb_failure(EACCES, "opening", path).code == "cache-permission");
@@ -123,7 +124,8 @@ TEST_CASE("lmdb: a committed write is visible; an unfinished one is aborted by i
     CHECK(get_one(env, db, "a") == "<absent>");
 }
 
-TEST_CASE("lmdb: a reader keeps its snapshot while the writer commits (MVCC, readers never block)") {
+TEST_CASE(
+    "lmdb: a reader keeps its snapshot while the writer commits (MVCC, readers never block)") {
     TempDir dir;
     Env env = open_env(dir.path());
     MDB_dbi db = create_db(env, "t");
@@ -157,7 +159,8 @@ TEST_CASE("lmdb: a cursor walks keys in order and can resume with MDB_SET_RANGE"
     REQUIRE(cur.open(t, db) == 0);
     std::vector<std::string> keys;
     std::string_view k, v;
-    for (int rc = cur.get(k, v, MDB_FIRST); rc == 0; rc = cur.get(k, v, MDB_NEXT)) keys.emplace_back(k);
+    for (int rc = cur.get(k, v, MDB_FIRST); rc == 0; rc = cur.get(k, v, MDB_NEXT))
+        keys.emplace_back(k);
     CHECK(keys == std::vector<std::string>{"a", "b", "c", "d"});
     k = "bb";
     REQUIRE(cur.get(k, v, MDB_SET_RANGE) == 0);

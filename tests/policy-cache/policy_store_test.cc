@@ -65,9 +65,13 @@ CacheRecord nth_record(int i) {
     p.mode = i % 3 == 0 ? Mode::enforce : i % 3 == 1 ? Mode::testing : Mode::none;
     p.max_age = Seconds{86400 + i};
     p.mx = {"mx" + std::to_string(i) + ".example", "*.backup.example"};
-    std::string body = "version: STSv1\nmode: " + std::string(p.mode == Mode::enforce ? "enforce" : p.mode == Mode::testing ? "testing" : "none") +
-                       "\nmx: mx" + std::to_string(i) + ".example\nmx: *.backup.example\nmax_age: " +
-                       std::to_string(86400 + i) + "\n";
+    std::string body = "version: STSv1\nmode: " +
+                       std::string(p.mode == Mode::enforce   ? "enforce"
+                                   : p.mode == Mode::testing ? "testing"
+                                                             : "none") +
+                       "\nmx: mx" + std::to_string(i) +
+                       ".example\nmx: *.backup.example\nmax_age: " + std::to_string(86400 + i) +
+                       "\n";
     r.set_policy(body, p, PolicyId("id" + std::to_string(i)), from_unix(1'700'000'000 + i));
     r.last_checked = from_unix(1'700'000'000 + 2 * i);
     r.next_refresh = r.expires_at - Seconds{3600};
@@ -80,7 +84,8 @@ CacheRecord nth_record(int i) {
 
 // Most tests skip fsync (MDB_NOSYNC) to stay fast on a loaded machine;
 // process crashes are survived either way.  The durability tests use full.
-StoreOptions opts_for(const TempDir& d, std::size_t map = 1 << 20, lmdb::EnvSync sync = lmdb::EnvSync::no_sync) {
+StoreOptions opts_for(const TempDir& d, std::size_t map = 1 << 20,
+                      lmdb::EnvSync sync = lmdb::EnvSync::no_sync) {
     StoreOptions o;
     o.dir = d.cache();
     o.initial_map_size = map;
@@ -102,7 +107,8 @@ void put_ok(PolicyStore& s, const CacheRecord& r) {
 
 // Raw access for tests that plant bad data: only while no store is open
 // in this process.
-void raw_put(const std::string& dir, const char* db, const std::string& key, const std::string& value) {
+void raw_put(const std::string& dir, const char* db, const std::string& key,
+             const std::string& value) {
     lmdb::Env env;
     lmdb::EnvOptions o;
     o.map_size = 1 << 20;
@@ -267,7 +273,9 @@ TEST_CASE("store: a failed or throwing update changes nothing and leaves the sto
     CHECK(s->get(nth_domain(1)).value() == nth_record(1));
     put_ok(*s, nth_record(4));  // the write lock was released
 
-    f = s->update(nth_domain(1), [](std::optional<CacheRecord>& r) { r->policy_body.assign(kMaxPolicyBytes + 1, 'x'); });
+    f = s->update(nth_domain(1), [](std::optional<CacheRecord>& r) {
+        r->policy_body.assign(kMaxPolicyBytes + 1, 'x');
+    });
     REQUIRE(f);
     CHECK(f->code == "cache-record-too-large");
     CHECK(s->get(nth_domain(1)).value() == nth_record(1));
@@ -275,7 +283,10 @@ TEST_CASE("store: a failed or throwing update changes nothing and leaves the sto
 
 TEST_CASE("store: concurrent updates from several processes lose no increment") {
     TempDir d;
-    { auto s = open_ok(opts_for(d)); put_ok(*s, nth_record(0)); }
+    {
+        auto s = open_ok(opts_for(d));
+        put_ok(*s, nth_record(0));
+    }
     const int kProcs = 3, kEach = 40;
     std::vector<pid_t> kids;
     for (int p = 0; p < kProcs; ++p) {
@@ -361,7 +372,10 @@ TEST_CASE("store: a map at its limit is a temporary cache-full and lookups keep 
 
 TEST_CASE("store: a full disk is a temporary cache-full and lookups keep working") {
     TempDir d;
-    { auto s = open_ok(opts_for(d)); for (int i = 0; i < 20; ++i) put_ok(*s, nth_record(i)); }
+    {
+        auto s = open_ok(opts_for(d));
+        for (int i = 0; i < 20; ++i) put_ok(*s, nth_record(i));
+    }
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -372,7 +386,9 @@ TEST_CASE("store: a full disk is a temporary cache-full and lookups keep working
         if (!s.found()) _exit(2);
         struct stat st {};
         if (stat(s.value()->data_path().c_str(), &st) != 0) _exit(3);
-        struct rlimit lim {static_cast<rlim_t>(st.st_size), static_cast<rlim_t>(st.st_size)};
+        struct rlimit lim {
+            static_cast<rlim_t>(st.st_size), static_cast<rlim_t>(st.st_size)
+        };
         if (setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(4);
         std::optional<Failure> f;
         for (int i = 20; i < 2000 && !f; ++i) f = s.value()->put(nth_record(i));
@@ -389,7 +405,10 @@ TEST_CASE("store: a full disk is a temporary cache-full and lookups keep working
 
 TEST_CASE("store: a newer schema is refused with a clear message") {
     TempDir d;
-    { auto s = open_ok(opts_for(d)); put_ok(*s, nth_record(1)); }
+    {
+        auto s = open_ok(opts_for(d));
+        put_ok(*s, nth_record(1));
+    }
     raw_put(d.cache(), "meta", kSchemaKey, u32le(kSchemaVersion + 1));
     auto s = PolicyStore::open(opts_for(d));
     REQUIRE(s.failed());
@@ -404,7 +423,8 @@ TEST_CASE("store: a schema-0 cache is migrated read-write and refused read-only"
     TempDir d;
     { auto s = open_ok(opts_for(d)); }
     raw_put(d.cache(), "policies", "d1.example", *encode_record(nth_record(1)));
-    raw_put(d.cache(), "policies", "D2.Example", *encode_record(nth_record(2)));  // key not normalized
+    raw_put(d.cache(), "policies", "D2.Example",
+            *encode_record(nth_record(2)));  // key not normalized
     raw_put(d.cache(), "policies", "d3.example", "garbage");
     raw_put(d.cache(), "meta", kSchemaKey, u32le(0));
 
@@ -450,7 +470,8 @@ TEST_CASE("store: a data file of garbage is refused naming the file and the reco
         int fd = ::open((d.cache() + "/data.mdb").c_str(), O_CREAT | O_WRONLY, 0600);
         REQUIRE(fd >= 0);
         std::string junk(128 * 1024, '\0');
-        for (std::size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<char>((i * 131) ^ (i >> 7));
+        for (std::size_t i = 0; i < junk.size(); ++i)
+            junk[i] = static_cast<char>((i * 131) ^ (i >> 7));
         REQUIRE(::write(fd, junk.data(), junk.size()) == static_cast<ssize_t>(junk.size()));
         ::close(fd);
     }
@@ -461,16 +482,20 @@ TEST_CASE("store: a data file of garbage is refused naming the file and the reco
         REQUIRE(s.failed());
         CHECK(s.failure().code == "cache-corrupt");
         CHECK_FALSE(s.failure().temporary());
-        CHECK(s.failure().reason == "stsguard cache: " + d.cache() +
-                                        "/data.mdb is corrupt (opening the environment: MDB_INVALID: File is not an "
-                                        "LMDB file); move it aside and rebuild with: stsguard cache import "
-                                        "<export.jsonl>, or delete it: the cache refills itself");
+        CHECK(s.failure().reason ==
+              "stsguard cache: " + d.cache() +
+                  "/data.mdb is corrupt (opening the environment: MDB_INVALID: File is not an "
+                  "LMDB file); move it aside and rebuild with: stsguard cache import "
+                  "<export.jsonl>, or delete it: the cache refills itself");
     }
 }
 
 TEST_CASE("store: one undecodable record fails for its domain only and is replaced by update") {
     TempDir d;
-    { auto s = open_ok(opts_for(d)); for (int i = 0; i < 5; ++i) put_ok(*s, nth_record(i)); }
+    {
+        auto s = open_ok(opts_for(d));
+        for (int i = 0; i < 5; ++i) put_ok(*s, nth_record(i));
+    }
     std::string bogus = *encode_record(nth_record(2));
     bogus.resize(bogus.size() - 3);
     raw_put(d.cache(), "policies", nth_domain(2).str(), bogus);
@@ -502,7 +527,8 @@ TEST_CASE("store: one undecodable record fails for its domain only and is replac
     CHECK(s->get(nth_domain(2)).value() == nth_record(2));
 }
 
-TEST_CASE("store: read-only access reads, refuses writes, and reports a missing cache as NotFound") {
+TEST_CASE(
+    "store: read-only access reads, refuses writes, and reports a missing cache as NotFound") {
     TempDir d;
     StoreOptions ro = opts_for(d);
     ro.access = StoreAccess::read_only;
@@ -510,7 +536,10 @@ TEST_CASE("store: read-only access reads, refuses writes, and reports a missing 
     CHECK(missing.not_found());
     CHECK(missing.not_found_info().reason.find(d.cache()) != std::string::npos);
 
-    { auto s = open_ok(opts_for(d)); put_ok(*s, nth_record(1)); }
+    {
+        auto s = open_ok(opts_for(d));
+        put_ok(*s, nth_record(1));
+    }
     auto s = open_ok(ro);
     CHECK(s->get(nth_domain(1)).value() == nth_record(1));
     auto f = s->put(nth_record(2));
@@ -555,10 +584,14 @@ TEST_CASE("store: stats counts records by mode and state (RFC 8461 5)") {
     std::uint64_t enforce = 0, testing = 0, none = 0, nopol = 0;
     for (int i = 0; i < 30; ++i) {
         CacheRecord r = nth_record(i);
-        if (r.state == PolicyState::no_policy) ++nopol;
-        else if (r.policy.mode == Mode::enforce) ++enforce;
-        else if (r.policy.mode == Mode::testing) ++testing;
-        else ++none;
+        if (r.state == PolicyState::no_policy)
+            ++nopol;
+        else if (r.policy.mode == Mode::enforce)
+            ++enforce;
+        else if (r.policy.mode == Mode::testing)
+            ++testing;
+        else
+            ++none;
     }
     CHECK(st.value().entries == 30);
     CHECK(st.value().enforce == enforce);
@@ -575,8 +608,9 @@ TEST_CASE("store: touch_last_used updates many records in one write and never go
     ManualClock clock(from_unix(1'800'000'000));
     auto s = open_ok(opts_for(d));
     for (int i = 0; i < 3; ++i) put_ok(*s, nth_record(i));
-    std::vector<std::pair<DomainName, UnixTime>> uses{
-        {nth_domain(0), clock.now()}, {nth_domain(1), clock.now()}, {dn("absent.example"), clock.now()}};
+    std::vector<std::pair<DomainName, UnixTime>> uses{{nth_domain(0), clock.now()},
+                                                      {nth_domain(1), clock.now()},
+                                                      {dn("absent.example"), clock.now()}};
     CHECK_FALSE(s->touch_last_used(uses));
     CHECK(s->get(nth_domain(0)).value().last_used == clock.now());
     CHECK(s->get(nth_domain(1)).value().last_used == clock.now());
@@ -624,7 +658,8 @@ TEST_CASE("store: lookups from several threads stay correct while the writer gro
             while (!stop.load()) {
                 int k = i++ % 2000;
                 auto r = s->get(nth_domain(k));
-                if (r.failed() || (r.found() && !(r.value() == nth_record(k))) || (k < 50 && !r.found()))
+                if (r.failed() || (r.found() && !(r.value() == nth_record(k))) ||
+                    (k < 50 && !r.found()))
                     ++errors;
                 ++lookups;
             }

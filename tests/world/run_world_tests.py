@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Runs the world tests: tests/world/*_test.py (unittest TestCases).
 
-Usage: run_world_tests.py [PATTERN]      (PATTERN: substring of test ids)
+Usage: run_world_tests.py [PATTERN...]
+  PATTERN: a substring of test ids ("serve_world_test", "ServeRobustness",
+  "test_3_1_"), or a test file (tests/world/fetch_world_test.py); a test
+  runs if any pattern matches.  No pattern: every test.
 
 Without root, or without `ip netns`, every test is reported as skipped.
 As root: brings up one private world (a fresh WORLD_STATE under /tmp and a
@@ -51,12 +54,19 @@ def flatten(suite):
             yield t
 
 
-def discover(pattern):
+def discover(patterns):
+    """Every test whose id contains one of PATTERNS (all without any).  A
+    pattern may be a file name: "tests/world/serve_world_test.py" selects
+    the ids starting with "serve_world_test."."""
     loader = unittest.TestLoader()
     suite = loader.discover(HERE, pattern="*_test.py", top_level_dir=HERE)
     tests = list(flatten(suite))
-    if pattern:
-        tests = [t for t in tests if pattern in t.id()]
+    pats = []
+    for p in patterns:
+        base = os.path.basename(p)
+        pats.append(base[:-3] + "." if base.endswith("_test.py") else p)
+    if pats:
+        tests = [t for t in tests if any(p in t.id() for p in pats)]
     return tests
 
 
@@ -73,6 +83,7 @@ class LineResult(unittest.TestResult):
         self.reported = set()
         self.passed = self.failed = self.skipped = 0
         self.class_errors = []      # (description, text) of setUpClass & co
+        self.class_skips = {}       # "module.Class" -> reason (SkipTest in setUpClass)
         self.sub_failures = {}
 
     def _alarm(self, signum, frame):
@@ -118,6 +129,12 @@ class LineResult(unittest.TestResult):
             print(indent(text), end="", flush=True)
 
     def addSkip(self, test, reason):
+        if not isinstance(test, unittest.TestCase):
+            # setUpClass raised SkipTest: its tests are reported in run_tests().
+            desc = str(test)
+            if "(" in desc:
+                self.class_skips[desc[desc.index("(") + 1:].rstrip(")")] = reason
+            return
         self.reported.add(test.id())
         self.skipped += 1
         print("SKIP %s (%s)" % (test.id(), reason), flush=True)
@@ -137,6 +154,13 @@ class LineResult(unittest.TestResult):
 def run_tests(tests, res):
     suite = unittest.TestSuite(tests)
     suite.run(res)
+    # Tests of a class whose setUpClass skipped are skipped.
+    for t in tests:
+        reason = res.class_skips.get(t.id().rpartition(".")[0])
+        if reason is not None and t.id() not in res.reported:
+            res.reported.add(t.id())
+            res.skipped += 1
+            print("SKIP %s (%s)" % (t.id(), reason), flush=True)
     # Tests that never ran (their setUpClass failed) count as failed.
     unreported = [t for t in tests if t.id() not in res.reported]
     why = "\n".join("%s:\n%s" % e for e in res.class_errors) or "test did not run"
@@ -176,8 +200,7 @@ def world_cmd(cmd, env, timeout):
 
 
 def main(argv):
-    pattern = argv[0] if argv else ""
-    tests = discover(pattern)
+    tests = discover(argv)
 
     if os.geteuid() != 0 or not netns_usable():
         why = "not root" if os.geteuid() != 0 else "ip netns unavailable"

@@ -189,7 +189,10 @@ class WorldSmokeTest(w.WorldTestCase):
         self.assertEqual(res["dsn"], "4.7.5", res)
         self.assertIn("client TLS configuration problem", res["reason"])
         self.assertTrue(any("policy table lookup error" in l for l in res["details"]), res)
-        self.assertEqual(w.mail("good-enforce.test"), [])
+        # Other tests may have delivered to good-enforce.test before: look for this message.
+        for f in w.mail("good-enforce.test"):
+            with open(f, errors="replace") as fh:
+                self.assertNotIn("id %s" % qid, fh.read(), f)
 
     def test_postfix_follows_a_policy_service(self):
         w.start_policy(w.static_policy_cmd(**{
