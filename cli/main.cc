@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
                  " - MTA-STS (RFC 8461) for Postfix: check, lint and enforce policies",
                  "stsguard"};
     app.require_subcommand(1);
+    // Global options (-c, --dns, --ca-file) also after the subcommand:
+    // subcommands created below inherit fallthrough.
+    app.fallthrough();
     app.set_version_flag("--version", "stsguard " STSGUARD_VERSION);
 
     GlobalOptions g;
@@ -32,14 +35,9 @@ int main(int argc, char** argv) {
 
     try {
         app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
+    } catch (const CLI::CallForHelp&) {
+        // CLI11 delegates help() to the selected subcommand.
         std::cout << app.help();
-        if (!app.get_subcommands().empty()) {
-            // help for the deepest subcommand given
-            const CLI::App* sub = app.get_subcommands().back();
-            while (!sub->get_subcommands().empty()) sub = sub->get_subcommands().back();
-            if (sub != &app) std::cout << "\n" << sub->help();
-        }
         return 0;
     } catch (const CLI::CallForVersion&) {
         std::cout << "stsguard " STSGUARD_VERSION "\n";

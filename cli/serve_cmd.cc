@@ -7,6 +7,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
@@ -80,6 +81,13 @@ bool drop_privileges(const std::string& user, const Logger& log) {
 }
 
 int run_serve(const GlobalOptions& g, bool log_stderr) {
+    // Block the signals before any thread starts (threads inherit the
+    // mask), so only the loop's signalfd ever sees them.
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int s : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&mask, s);
+    pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+    signal(SIGPIPE, SIG_IGN);
     Config cfg;
     if (!load_cli_config(g, cfg)) return static_cast<int>(ExitCode::unknown);
     Logger log("stsguard/serve", log_stderr || cfg.log_target == "stderr" ? LogTarget::stderr_stream : LogTarget::syslog);
@@ -140,12 +148,6 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
         log.info("listening on " + name);
     }
 
-    // Signals through a signalfd on the loop: no async-signal-unsafe code.
-    sigset_t mask;
-    sigemptyset(&mask);
-    for (int s : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&mask, s);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
-    signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0) throw std::runtime_error("signalfd failed");
     bool stopping = false;
@@ -157,7 +159,8 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
                 sd_notify(0, "RELOADING=1");
                 Config next;
                 if (!load_cli_config(g, next)) {
-                    log.error("reload: configuration has errors; keeping the running configuration");
+                    log.error("reload: configuration has errors (run 'stsguard config check'); "
+                              "keeping the running configuration");
                 } else {
                     current = std::make_shared<PolicyService>(store, pool, clock, loop, service_settings(next), log,
                                                               metrics);

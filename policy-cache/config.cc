@@ -181,7 +181,7 @@ const std::vector<Key>& keys() {
         int_key("max_request_bytes", &Config::max_request_bytes, 256, 1 << 20),
         int_key("max_connections", &Config::max_connections, 1, 1 << 20),
         duration_key("idle_timeout", &Config::idle_timeout, 1, 86400),
-        duration_key("lookup_wait", &Config::lookup_wait, 0, 300),
+        duration_key("lookup_wait", &Config::lookup_wait, 0, 90),
         string_key("user", &Config::user),
         bool_key("log_decisions", &Config::log_decisions),
         oneof_key("log_target", &Config::log_target, {"syslog", "stderr"}),

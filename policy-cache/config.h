@@ -56,7 +56,7 @@ struct Config {
     std::int64_t max_request_bytes = 4096;
     int max_connections = 4096;
     Seconds idle_timeout{300};
-    Seconds lookup_wait{10};
+    Seconds lookup_wait{10};              // at most 90s: Postfix gives up on a socketmap after 100s
     std::string user;                      // drop privileges after bind; empty: stay
     bool log_decisions = false;
     std::string log_target = "syslog";     // syslog | stderr
