@@ -157,7 +157,7 @@ CheckResult check_policy_id_hygiene(const DomainFacts& f) {
     const Policy* fresh = valid_policy(f);
     const TxtStep& t = f.discovery.txt;
     r.details = {{"cached_id", rec.policy_id ? json(rec.policy_id->str()) : json(nullptr)},
-                 {"cached_fetched_at", rec.fetched_at == UnixTime{} ? json(nullptr) : json(iso_time(rec.fetched_at))},
+                 {"cached_fetched_at", rec.fetched_at == UnixTime{} ? json(nullptr) : json(check_iso_time(rec.fetched_at))},
                  {"fresh_id", t.txt.id ? json(t.txt.id->str()) : json(nullptr)}};
     if (rec.state != PolicyState::has_policy || !rec.policy_id) {
         r.status = CheckStatus::skip;

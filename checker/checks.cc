@@ -53,7 +53,7 @@ const Policy* valid_policy(const DomainFacts& f) {
     return f.discovery.status == DiscoveryStatus::policy ? f.discovery.policy() : nullptr;
 }
 
-std::string iso_time(UnixTime t) {
+std::string check_iso_time(UnixTime t) {
     using namespace std::chrono;
     const auto day = floor<days>(t);
     const year_month_day ymd{day};

@@ -138,6 +138,18 @@ struct DeliveryAssessment {
 
 DeliveryAssessment assess_delivery(const DomainFacts& f);
 
+// Whether a policy covers an MX host: decided by mx_allowed() (the
+// service's function); `why` explains a miss with match_mx()'s reason,
+// preferring a "*." pattern the host is under (the one-label rule).
+struct MxCoverage {
+    std::optional<std::string> pattern;  // the covering pattern
+    std::string why;                     // why not covered
+};
+MxCoverage mx_coverage(const std::vector<std::string>& patterns, const std::string& host);
+
+// A probe's first problem: its failure, else its first error (or warning) finding.
+std::string probe_problem(const ProbeResult& p);
+
 // ---- the checks (pure) ----------------------------------------------------
 
 enum class Transcripts { omit, include };  // SMTP transcripts in mx_certificates details
@@ -164,7 +176,7 @@ DomainStatus status_of(const std::vector<CheckResult>& checks);
 // ---- helpers shared by the check files -------------------------------------
 
 // "2024-03-01T12:00:00Z"
-std::string iso_time(UnixTime t);
+std::string check_iso_time(UnixTime t);
 // The status an MX-level problem gets under the domain's mode (see above).
 CheckStatus severity_for_mode(const DomainFacts& f);
 std::string join_list(const std::vector<std::string>& items, std::string_view sep);

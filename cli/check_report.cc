@@ -81,7 +81,7 @@ void print_probes(std::ostream& out, const DomainFacts& f) {
             if (!p.tls_version.empty()) out << ", " << p.tls_version << " " << p.cipher;
             if (p.cert)
                 out << ", certificate " << p.cert->subject << " (SAN " << join_list(p.cert->dns_names, ", ") << "), issuer "
-                    << p.cert->issuer << ", valid until " << iso_time(p.cert->not_after);
+                    << p.cert->issuer << ", valid until " << check_iso_time(p.cert->not_after);
             char secs[32];
             std::snprintf(secs, sizeof secs, "%.2f", p.seconds);
             out << ", " << secs << " s\n";

@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/json_util.h"
+#include "cli/record_json.h"
 #include "policy-cache/config.h"
 #include "policy-cache/policy_store.h"
 #include "postfix/domain_view.h"
@@ -21,16 +22,6 @@
 
 namespace stsguard {
 namespace {
-
-std::string iso(UnixTime t) {
-    if (t == UnixTime{}) return "never";
-    std::time_t tt = to_unix(t);
-    char buf[32];
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 const char* use_name(Assessment::Use u) {
     switch (u) {
@@ -115,10 +106,10 @@ void add_query_command(CLI::App& app, const GlobalOptions& g, int& rc) {
             if (rec) {
                 j["cache"]["mode"] = rec->state == PolicyState::has_policy ? mode_name(rec->policy.mode) : "none";
                 j["cache"]["policy_id"] = rec->policy_id ? nlohmann::json(rec->policy_id->str()) : nlohmann::json(nullptr);
-                j["cache"]["fetched_at"] = iso(rec->fetched_at);
-                j["cache"]["expires_at"] = iso(rec->expires_at);
+                j["cache"]["fetched_at"] = iso_time(rec->fetched_at);
+                j["cache"]["expires_at"] = iso_time(rec->expires_at);
                 j["cache"]["age_seconds"] = rec->fetched_at == UnixTime{} ? 0 : (now - rec->fetched_at).count();
-                j["cache"]["next_refresh"] = iso(rec->next_refresh);
+                j["cache"]["next_refresh"] = iso_time(rec->next_refresh);
                 j["cache"]["last_outcome"] = {{"kind", outcome_kind_name(rec->last_outcome.kind)},
                                               {"code", rec->last_outcome.code},
                                               {"text", rec->last_outcome.text}};
@@ -131,8 +122,8 @@ void add_query_command(CLI::App& app, const GlobalOptions& g, int& rc) {
             if (!o->json) {
                 std::cout << k.domain->str() << ": " << wire << "\n  why: " << ans.why_code << ": " << ans.why << "\n";
                 if (rec)
-                    std::cout << "  cache: " << use_name(a.use) << ", fetched " << iso(rec->fetched_at) << ", expires "
-                              << iso(rec->expires_at) << ", next refresh " << iso(rec->next_refresh)
+                    std::cout << "  cache: " << use_name(a.use) << ", fetched " << iso_time(rec->fetched_at) << ", expires "
+                              << iso_time(rec->expires_at) << ", next refresh " << iso_time(rec->next_refresh)
                               << ", last outcome " << outcome_kind_name(rec->last_outcome.kind) << " "
                               << rec->last_outcome.code << "\n";
                 else

@@ -29,7 +29,8 @@ void MilterSession::begin_message() {
 MilterEngine::MilterEngine(MilterSettings settings, Prefetcher& prefetcher, const Clock& clock, const Logger& log)
     : settings_(std::move(settings)), prefetcher_(prefetcher), clock_(clock), log_(log) {}
 
-HoldDecision MilterEngine::on_recipient(MilterSession& session, std::string_view address) {
+HoldDecision MilterEngine::on_recipient(MilterSession& session, std::string_view address,
+                                        RecipientSource source) {
     const RecipientDomain rd = recipient_domain(address);
     if (rd.kind == RecipientDomain::Kind::invalid) {
         // Log lines quote what the client sent: printable() keeps them ASCII.
@@ -50,7 +51,7 @@ HoldDecision MilterEngine::on_recipient(MilterSession& session, std::string_view
     session.waited_ += std::chrono::steady_clock::now() - t0;
 
     HoldDecision decision;
-    if (settings_.action == MilterAction::hold && session.origin_ == SessionOrigin::smtpd) {
+    if (settings_.action == MilterAction::hold && source == RecipientSource::smtpd) {
         const DomainStatus status = domain_status(d, seen.record, clock_.now());
         decision = hold_decision(d, status);
         if (decision.action == RcptAction::tempfail)

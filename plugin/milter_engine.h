@@ -16,7 +16,7 @@
 //             must not be able to forge our verdict);
 //   hold      tempfail the recipient (451 4.7.5) when hold_decision()
 //             says its enforce policy cannot be satisfied by its MX set
-//             (SMTP sessions only, see SessionOrigin).
+//             (SMTP recipients only, see RecipientSource).
 // A domain is judged once per message; its other recipients get the same
 // answer.
 //
@@ -47,29 +47,28 @@ namespace stsguard {
 
 inline constexpr std::size_t kMaxHeaderDomains = 50;
 
-// Where the session comes from.  Postfix's cleanup(8) simulates an SMTP
+// Who submitted the recipient.  Postfix's cleanup(8) simulates an SMTP
 // session for non_smtpd_milters (sendmail(1), qmqpd, postsuper -r), and
 // treats a recipient REJECT or TEMPFAIL there as its own configuration
 // error (the message is deferred with "4.3.5 Server configuration
-// error"), so `hold` never tempfails a non-SMTP session.  The runner
-// tells them apart by the {daemon_addr} macro, which smtpd(8) sends with
-// Postfix's default milter_connect_macros and cleanup(8) never does; a
-// session without it counts as non-SMTP (the safe side: nothing held).
-enum class SessionOrigin { smtpd, non_smtpd };
+// error"), so `hold` never tempfails a non-SMTP recipient.  The runner
+// tells them apart by the {rcpt_mailer} macro, which smtpd(8) sends with
+// Postfix's default milter_rcpt_macros and cleanup(8) never defines (it
+// does send {daemon_addr}, and a client port for qmqpd and re-queued
+// mail).  Without the macro a recipient counts as non-SMTP: the safe
+// side, nothing is held.
+enum class RecipientSource { smtpd, non_smtpd };
 
 class MilterSession {
 public:
-    MilterSession(std::string peer, SessionOrigin origin)
-        : peer_(std::move(peer)), origin_(origin) {}
+    explicit MilterSession(std::string peer) : peer_(std::move(peer)) {}
     const std::string& peer() const { return peer_; }
-    SessionOrigin origin() const { return origin_; }
     // A new message (MAIL FROM), or the end of one (EOM, abort).
     void begin_message();
 
 private:
     friend class MilterEngine;
     std::string peer_;
-    SessionOrigin origin_;
     std::vector<DomainName> domains_;                  // accepted recipient domains, in order
     std::map<std::string, HoldDecision> decided_;      // this message's verdicts by domain
     std::chrono::steady_clock::duration waited_{};     // spent of milter_wait
@@ -87,7 +86,7 @@ public:
     // prefetcher, clock and log must outlive the engine.
     MilterEngine(MilterSettings settings, Prefetcher& prefetcher, const Clock& clock, const Logger& log);
 
-    HoldDecision on_recipient(MilterSession& session, std::string_view address);
+    HoldDecision on_recipient(MilterSession& session, std::string_view address, RecipientSource source);
     void on_header(MilterSession& session, std::string_view name);
     // Ends the message: the edits to make (none unless action = header).
     EomEdits on_end_of_message(MilterSession& session);

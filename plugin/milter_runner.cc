@@ -66,11 +66,10 @@ std::string peer_text(const char* host, const sockaddr* addr) {
 }
 
 // The connection's session; created here if xxfi_connect did not run
-// (or could not store it), then as non-SMTP: without knowing the origin,
-// nothing is held.  nullptr only if libmilter refuses the priv.
+// (or could not store it).  nullptr only if libmilter refuses the priv.
 MilterSession* session_of(SMFICTX* ctx) {
     if (auto* s = static_cast<MilterSession*>(smfi_getpriv(ctx))) return s;
-    auto* s = new MilterSession("unknown", SessionOrigin::non_smtpd);
+    auto* s = new MilterSession("unknown");
     if (smfi_setpriv(ctx, s) != MI_SUCCESS) {
         delete s;
         return nullptr;
@@ -110,9 +109,7 @@ static sfsistat cb_connect(SMFICTX* ctx, char* host, _SOCK_ADDR* addr) {
     try {
         auto* old = static_cast<MilterSession*>(smfi_getpriv(ctx));
         delete old;
-        // smtpd(8) sends {daemon_addr}; cleanup(8)'s simulated sessions do not.
-        const bool smtpd = smfi_getsymval(ctx, const_cast<char*>("{daemon_addr}")) != nullptr;
-        auto* s = new MilterSession(peer_text(host, addr), smtpd ? SessionOrigin::smtpd : SessionOrigin::non_smtpd);
+        auto* s = new MilterSession(peer_text(host, addr));
         if (smfi_setpriv(ctx, s) != MI_SUCCESS) delete s;
     } catch (...) {
         // no session yet: session_of() makes one later
@@ -130,7 +127,11 @@ static sfsistat cb_envfrom(SMFICTX* ctx, char** /*argv*/) {
 static sfsistat cb_envrcpt(SMFICTX* ctx, char** argv) {
     return guarded(ctx, "RCPT TO", [ctx, argv](MilterEngine& e, MilterSession& s) {
         if (!argv || !argv[0]) return SMFIS_CONTINUE;
-        HoldDecision d = e.on_recipient(s, argv[0]);
+        // smtpd(8) defines {rcpt_mailer}; cleanup(8)'s simulated RCPT does not.
+        const RecipientSource source = smfi_getsymval(ctx, const_cast<char*>("{rcpt_mailer}")) != nullptr
+                                           ? RecipientSource::smtpd
+                                           : RecipientSource::non_smtpd;
+        HoldDecision d = e.on_recipient(s, argv[0], source);
         if (d.action != RcptAction::tempfail) return SMFIS_CONTINUE;
         std::string code = kHoldReplyCode, xcode = kHoldStatusCode;
         if (smfi_setreply(ctx, code.data(), xcode.data(), d.reply_text.data()) != MI_SUCCESS)

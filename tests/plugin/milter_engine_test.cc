@@ -124,6 +124,7 @@ struct Fixture {
     bool cached(const char* d) { return store->get(*DomainName::parse(d)).found(); }
 };
 
+constexpr auto kSmtp = RecipientSource::smtpd;
 constexpr auto kLong = std::chrono::milliseconds(30'000);  // never reached: completions wake the wait
 
 }  // namespace
@@ -131,10 +132,10 @@ constexpr auto kLong = std::chrono::milliseconds(30'000);  // never reached: com
 TEST_CASE("milter prefetch: a new domain is discovered into the cache without delaying RCPT") {
     Fixture f(MilterAction::prefetch, std::chrono::milliseconds(0));
     f.gate.set_open(false);
-    MilterSession s("client[127.0.0.1]", SessionOrigin::smtpd);
+    MilterSession s("client[127.0.0.1]");
     s.begin_message();
     // The fetch is blocked at the gate, so returning at all proves RCPT did not wait.
-    CHECK(f.engine->on_recipient(s, "<user@Good.Test>").action == RcptAction::accept);
+    CHECK(f.engine->on_recipient(s, "<user@Good.Test>", kSmtp).action == RcptAction::accept);
     f.gate.wait_inside(1);
     CHECK_FALSE(f.cached("good.test"));
     f.gate.set_open(true);
@@ -149,76 +150,76 @@ TEST_CASE("milter prefetch: a new domain is discovered into the cache without de
 
 TEST_CASE("milter prefetch: a fresh cached domain starts no discovery") {
     Fixture f(MilterAction::prefetch, kLong);
-    MilterSession s("client", SessionOrigin::smtpd);
-    f.engine->on_recipient(s, "<a@good.test>");
+    MilterSession s("client");
+    f.engine->on_recipient(s, "<a@good.test>", kSmtp);
     REQUIRE(f.cached("good.test"));
     s.begin_message();
-    f.engine->on_recipient(s, "<b@good.test>");
+    f.engine->on_recipient(s, "<b@good.test>", kSmtp);
     CHECK(f.gate.fetches.load() == 1);
     CHECK(f.prefetcher->counters().fresh.load() == 1);
 }
 
 TEST_CASE("milter prefetch: an unsatisfiable enforce domain is never held in prefetch mode") {
     Fixture f(MilterAction::prefetch, kLong);
-    MilterSession s("client", SessionOrigin::smtpd);
-    CHECK(f.engine->on_recipient(s, "<a@mismatch.test>").action == RcptAction::accept);
+    MilterSession s("client");
+    CHECK(f.engine->on_recipient(s, "<a@mismatch.test>", kSmtp).action == RcptAction::accept);
     CHECK(f.cached("mismatch.test"));
 }
 
 TEST_CASE("milter hold 5: an enforce domain whose MX set cannot satisfy its policy is tempfailed") {
     Fixture f(MilterAction::hold, kLong);
-    MilterSession s("client", SessionOrigin::smtpd);
+    MilterSession s("client");
     s.begin_message();
-    const HoldDecision d = f.engine->on_recipient(s, "<a@mismatch.test>");
+    const HoldDecision d = f.engine->on_recipient(s, "<a@mismatch.test>", kSmtp);
     CHECK(d.action == RcptAction::tempfail);
     CHECK(d.reply_text.find("mismatch.test") != std::string::npos);
     CHECK(d.reply_text.find("mx.elsewhere.test") != std::string::npos);
     // Same domain again in this message: same answer, no second discovery.
-    CHECK(f.engine->on_recipient(s, "<b@MISMATCH.test>").action == RcptAction::tempfail);
+    CHECK(f.engine->on_recipient(s, "<b@MISMATCH.test>", kSmtp).action == RcptAction::tempfail);
     CHECK(f.gate.fetches.load() == 1);
     // Satisfiable enforce and testing domains pass.
-    CHECK(f.engine->on_recipient(s, "<c@good.test>").action == RcptAction::accept);
-    CHECK(f.engine->on_recipient(s, "<c@testing.test>").action == RcptAction::accept);
+    CHECK(f.engine->on_recipient(s, "<c@good.test>", kSmtp).action == RcptAction::accept);
+    CHECK(f.engine->on_recipient(s, "<c@testing.test>", kSmtp).action == RcptAction::accept);
 }
 
 TEST_CASE("milter hold: unknown within milter_wait (0) continues; held once the cache knows") {
     Fixture f(MilterAction::hold, std::chrono::milliseconds(0));
     f.gate.set_open(false);
-    MilterSession s("client", SessionOrigin::smtpd);
+    MilterSession s("client");
     s.begin_message();
-    CHECK(f.engine->on_recipient(s, "<a@mismatch.test>").action == RcptAction::accept);
+    CHECK(f.engine->on_recipient(s, "<a@mismatch.test>", kSmtp).action == RcptAction::accept);
     f.gate.set_open(true);
     f.prefetcher->observe(*DomainName::parse("mismatch.test"), kLong);  // let discovery finish
     s.begin_message();
-    CHECK(f.engine->on_recipient(s, "<a@mismatch.test>").action == RcptAction::tempfail);
+    CHECK(f.engine->on_recipient(s, "<a@mismatch.test>", kSmtp).action == RcptAction::tempfail);
 }
 
 TEST_CASE("milter: exempt domains start no discovery and are never held") {
     Fixture f(MilterAction::hold, kLong, {"mismatch.test", ".sub.test"});
-    MilterSession s("client", SessionOrigin::smtpd);
-    CHECK(f.engine->on_recipient(s, "<a@mismatch.test>").action == RcptAction::accept);
-    CHECK(f.engine->on_recipient(s, "<a@x.sub.test>").action == RcptAction::accept);
+    MilterSession s("client");
+    CHECK(f.engine->on_recipient(s, "<a@mismatch.test>", kSmtp).action == RcptAction::accept);
+    CHECK(f.engine->on_recipient(s, "<a@x.sub.test>", kSmtp).action == RcptAction::accept);
     CHECK(f.gate.fetches.load() == 0);
     CHECK_FALSE(f.cached("mismatch.test"));
 }
 
 TEST_CASE("milter: local, address-literal and garbage recipients are accepted untouched") {
     Fixture f(MilterAction::hold, kLong);
-    MilterSession s("client", SessionOrigin::smtpd);
+    MilterSession s("client");
     for (const char* a : {"<postmaster>", "<u@[192.0.2.1]>", "<>", "<\"open@x.test>", "\x01\x02", ""})
-        CHECK(f.engine->on_recipient(s, a).action == RcptAction::accept);
+        CHECK(f.engine->on_recipient(s, a, kSmtp).action == RcptAction::accept);
     CHECK(f.gate.fetches.load() == 0);
     CHECK(f.engine->on_end_of_message(s).add.empty());
 }
 
 TEST_CASE("milter header: one X-STS-Policy per accepted recipient domain; incoming ones are removed") {
     Fixture f(MilterAction::header, kLong);
-    MilterSession s("client", SessionOrigin::smtpd);
+    MilterSession s("client");
     s.begin_message();
-    f.engine->on_recipient(s, "<a@good.test>");
-    f.engine->on_recipient(s, "<b@mismatch.test>");
-    f.engine->on_recipient(s, "<c@good.test>");
-    f.engine->on_recipient(s, "<postmaster>");
+    f.engine->on_recipient(s, "<a@good.test>", kSmtp);
+    f.engine->on_recipient(s, "<b@mismatch.test>", kSmtp);
+    f.engine->on_recipient(s, "<c@good.test>", kSmtp);
+    f.engine->on_recipient(s, "<postmaster>", kSmtp);
     f.engine->on_header(s, "X-STS-Policy");
     f.engine->on_header(s, "x-sts-policy");
     f.engine->on_header(s, "Subject");
@@ -236,8 +237,8 @@ TEST_CASE("milter header: one X-STS-Policy per accepted recipient domain; incomi
 TEST_CASE("milter header: a domain still pending at end of message says so") {
     Fixture f(MilterAction::header, std::chrono::milliseconds(0));
     f.gate.set_open(false);
-    MilterSession s("client", SessionOrigin::smtpd);
-    f.engine->on_recipient(s, "<a@good.test>");
+    MilterSession s("client");
+    f.engine->on_recipient(s, "<a@good.test>", kSmtp);
     const EomEdits e = f.engine->on_end_of_message(s);
     REQUIRE(e.add.size() == 1);
     CHECK(e.add[0] == "good.test mode=pending");
@@ -245,7 +246,7 @@ TEST_CASE("milter header: a domain still pending at end of message says so") {
 
 TEST_CASE("milter header: headers are only counted, and kept, in header mode") {
     Fixture f(MilterAction::hold, kLong);
-    MilterSession s("client", SessionOrigin::smtpd);
+    MilterSession s("client");
     f.engine->on_header(s, "X-STS-Policy");
     CHECK(f.engine->on_end_of_message(s).remove_existing == 0);
 }
@@ -253,25 +254,25 @@ TEST_CASE("milter header: headers are only counted, and kept, in header mode") {
 TEST_CASE("milter: milter_wait is one budget per message, not per recipient") {
     Fixture f(MilterAction::hold, std::chrono::milliseconds(50));
     f.gate.set_open(false);
-    MilterSession s("client", SessionOrigin::smtpd);
+    MilterSession s("client");
     s.begin_message();
-    f.engine->on_recipient(s, "<a@slow1.test>");  // waits the whole budget
+    f.engine->on_recipient(s, "<a@slow1.test>", kSmtp);  // waits the whole budget
     CHECK(f.prefetcher->counters().wait_expired.load() == 1);
-    f.engine->on_recipient(s, "<a@slow2.test>");  // nothing left: does not wait
+    f.engine->on_recipient(s, "<a@slow2.test>", kSmtp);  // nothing left: does not wait
     CHECK(f.prefetcher->counters().wait_expired.load() == 1);
     s.begin_message();                             // a new message has a new budget
-    f.engine->on_recipient(s, "<a@slow3.test>");
+    f.engine->on_recipient(s, "<a@slow3.test>", kSmtp);
     CHECK(f.prefetcher->counters().wait_expired.load() == 2);
 }
 
 TEST_CASE("milter: a full discovery queue is counted and the recipient accepted") {
     Fixture f(MilterAction::hold, std::chrono::milliseconds(0), {}, 1, 1);
     f.gate.set_open(false);
-    MilterSession s("client", SessionOrigin::smtpd);
-    f.engine->on_recipient(s, "<a@slow1.test>");
+    MilterSession s("client");
+    f.engine->on_recipient(s, "<a@slow1.test>", kSmtp);
     f.gate.wait_inside(1);                         // the only worker is busy
-    f.engine->on_recipient(s, "<a@slow2.test>");  // queued (queue of 1)
-    CHECK(f.engine->on_recipient(s, "<a@slow3.test>").action == RcptAction::accept);
+    f.engine->on_recipient(s, "<a@slow2.test>", kSmtp);  // queued (queue of 1)
+    CHECK(f.engine->on_recipient(s, "<a@slow3.test>", kSmtp).action == RcptAction::accept);
     CHECK(f.prefetcher->counters().refused.load() == 1);
 }
 
@@ -279,22 +280,22 @@ TEST_CASE("milter: stop() releases a waiting recipient at once") {
     Fixture f(MilterAction::hold, kLong);
     f.gate.set_open(false);
     f.prefetcher->stop();
-    MilterSession s("client", SessionOrigin::smtpd);
-    CHECK(f.engine->on_recipient(s, "<a@slow1.test>").action == RcptAction::accept);
+    MilterSession s("client");
+    CHECK(f.engine->on_recipient(s, "<a@slow1.test>", kSmtp).action == RcptAction::accept);
     CHECK(f.prefetcher->counters().wait_expired.load() == 1);
 }
 
-TEST_CASE("milter hold: never tempfails a non-SMTP session (Postfix: a configuration error there)") {
+TEST_CASE("milter hold: never tempfails a non-SMTP recipient (Postfix: a configuration error there)") {
     Fixture f(MilterAction::hold, kLong);
-    MilterSession s("localhost[127.0.0.1]", SessionOrigin::non_smtpd);
-    CHECK(f.engine->on_recipient(s, "<a@mismatch.test>").action == RcptAction::accept);
+    MilterSession s("localhost[127.0.0.1]");
+    CHECK(f.engine->on_recipient(s, "<a@mismatch.test>", RecipientSource::non_smtpd).action == RcptAction::accept);
     CHECK(f.cached("mismatch.test"));  // still prefetched
 }
 
 TEST_CASE("milter header: works for non-SMTP sessions too") {
     Fixture f(MilterAction::header, kLong);
-    MilterSession s("localhost[127.0.0.1]", SessionOrigin::non_smtpd);
-    f.engine->on_recipient(s, "<a@good.test>");
+    MilterSession s("localhost[127.0.0.1]");
+    f.engine->on_recipient(s, "<a@good.test>", RecipientSource::non_smtpd);
     const EomEdits e = f.engine->on_end_of_message(s);
     REQUIRE(e.add.size() == 1);
     CHECK(e.add[0] == "good.test mode=enforce id=good1 mx=ok");

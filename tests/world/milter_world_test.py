@@ -97,13 +97,17 @@ def wait_cached_policy(cfg, domain, timeout=15):
         time.sleep(0.2)
 
 
+def read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
 def mail_with(domain, tag, timeout=20):
     """Text of the message with X-World-Test: TAG the MX of DOMAIN stored."""
     end = time.monotonic() + timeout
     while True:
         for path in reversed(w.mail(domain)):
-            with open(path, errors="replace") as f:
-                text = f.read()
+            text = read(path)
             if tag in text:
                 return text
         if time.monotonic() > end:
@@ -244,7 +248,7 @@ class MilterWorldTest(w.WorldTestCase):
             self.assertEqual(e["cache"]["mode"], "enforce", e)
             self.assertEqual(e["reply"], "OK secure match=mx1.good-enforce.test servername=hostname", e)
             self.assertEqual(w.https_hits(dom), hits + 1)
-            self.assertEqual([], [p for p in w.mail(dom) if tag in open(p, errors="replace").read()],
+            self.assertEqual([], [p for p in w.mail(dom) if tag in read(p)],
                              "delivered before the cache was checked")
             self.milter.mark.wait_for(dom + ": no fresh MTA-STS state cached; discovery started")
         finally:
