@@ -15,7 +15,7 @@ BUILD     ?= build
 VERSION   := 0.1.0
 
 CXXFLAGS  ?= -O2 -g
-CXXFLAGS  += -std=c++20 -Wall -Wextra -Werror -pthread
+override CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -pthread
 CPPFLAGS  += -I. -DSTSGUARD_VERSION='"$(VERSION)"' -MMD -MP
 LDLIBS    += -lldns -lcurl -lssl -lcrypto -llmdb -lidn2 -lmilter -lsystemd -pthread
 

@@ -140,11 +140,11 @@ CheckResult check_mx_alignment(const DomainFacts& f) {
         r.summary += mode_note(f);
         r.fix = "list every MX host in the policy (an exact 'mx: HOST' line, or '*.PARENT' which covers exactly "
                 "one label) and publish a new policy id, or point the MX records at hosts the policy lists";
-        if (!unused.empty()) r.status = max_status(r.status, CheckStatus::warn);
+        if (!unused.empty() && p->mode != Mode::none) r.status = max_status(r.status, CheckStatus::warn);
         return r;
     }
     if (!unused.empty()) {
-        r.status = CheckStatus::warn;
+        r.status = p->mode == Mode::none ? CheckStatus::info : CheckStatus::warn;
         r.summary = "every MX host is covered, but " + join_list(unused, ", ") + " covers no MX host";
         r.fix = "remove stale mx lines from the policy (and publish a new id), or check the MX records";
         return r;

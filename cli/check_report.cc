@@ -144,7 +144,13 @@ std::string summary_line(Color color, const DomainFacts& f, const DomainReport& 
     for (const auto& c : r.checks) by[c.status].push_back(c.id);
     std::string s = f.domain.str() + ": " + paint(color, hue_of(r.status), upper(domain_status_name(r.status)));
     const Policy* p = valid_policy(f);
-    s += std::string(" - ") + (p ? std::string("MTA-STS mode ") + mode_name(p->mode) : std::string("no MTA-STS policy"));
+    const Discovery& d = f.discovery;
+    if (p != nullptr)
+        s += std::string(" - MTA-STS mode ") + mode_name(p->mode);
+    else if (d.status == DiscoveryStatus::failed && d.failure_kind == FailureKind::temporary)
+        s += " - MTA-STS policy unknown (" + d.code + ")";
+    else
+        s += " - no usable MTA-STS policy (" + d.code + ")";
     for (CheckStatus st : {CheckStatus::fail, CheckStatus::unknown, CheckStatus::warn}) {
         auto it = by.find(st);
         if (it != by.end()) s += std::string("; ") + check_status_name(st) + ": " + join_list(it->second, ", ");

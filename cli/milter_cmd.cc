@@ -13,6 +13,8 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -62,6 +64,20 @@ bool drop_privileges(const std::string& user, const Logger& log) {
         return false;
     }
     return true;
+}
+
+// libmilter leaves its unix socket behind (and removes a stale one at the
+// next start); remove it at stop, like `serve` does, so a stopped milter
+// is visibly stopped.  Best effort: after a privilege drop the directory
+// may not allow it.
+void remove_unix_socket(const std::string& listen, const Logger& log) {
+    for (const char* prefix : {"unix:", "local:"}) {
+        const std::string p = prefix;
+        if (listen.compare(0, p.size(), p) != 0) continue;
+        const std::string path = listen.substr(p.size());
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            log.warning("cannot remove socket " + path + ": " + std::strerror(errno));
+    }
 }
 
 int startup_error(const Logger& log, const std::string& msg) {
@@ -126,6 +142,7 @@ int run_milter(const GlobalOptions& g, bool log_stderr) {
              ", wait " + std::to_string(cfg.milter_wait.count()) + "s; cache " + cfg.cache_dir);
     const int rc = milter_run(engine, prefetcher, kDrainTimeout);
     sd_notify(0, "STOPPING=1");
+    remove_unix_socket(listen, log);
     const auto& c = prefetcher.counters();
     log.info("stopped; discoveries started " + std::to_string(c.started.load()) + ", fresh in cache " +
              std::to_string(c.fresh.load()) + ", finished within milter_wait " +

@@ -445,3 +445,11 @@ TEST_CASE("classify_probe keeps unreachable apart from TLS refusals") {
     CHECK(tls_refused(ProbeClass::tls_failed));
     CHECK_FALSE(tls_refused(ProbeClass::unreachable));
 }
+
+TEST_CASE("8.3: under mode none, alignment problems are information only") {
+    FakeWorld w;
+    w.add("bye.test", "none", {"mx.bye.test"}, {"mx.old.test"});
+    DomainReport r = judge(w, "bye.test");
+    CHECK(status(r, "mx_alignment") == CheckStatus::info);
+    CHECK(r.status == DomainStatus::ok);
+}
