@@ -17,12 +17,12 @@ VERSION   := 0.1.0
 CXXFLAGS  ?= -O2 -g
 override CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -pthread
 CPPFLAGS  += -I. -DSTSGUARD_VERSION='"$(VERSION)"' -MMD -MP
-LDLIBS    += -lldns -lcurl -lssl -lcrypto -llmdb -lidn2 -lmilter -lsystemd -pthread
+LDLIBS    += -lldns -lcurl -lssl -lcrypto -llmdb -lidn2 -lmilter -lsystemd -lmicrohttpd -pthread
 
 # Debian 12 packages: build, run, test world.
 DEB_BUILD := g++ make pkg-config libldns-dev libcurl4-openssl-dev libssl-dev \
              liblmdb-dev libmilter-dev libidn2-dev libsystemd-dev doctest-dev \
-             nlohmann-json3-dev libcli11-dev
+             nlohmann-json3-dev libcli11-dev libmicrohttpd-dev
 DEB_TEST  := python3 python3-aiosmtpd unbound nginx-light postfix swaks \
              faketime iproute2 dnsutils openssl curl lmdb-utils procps
 DEB_ALL   := $(DEB_BUILD) $(DEB_TEST)
@@ -107,6 +107,14 @@ format:
 
 tidy:
 	clang-tidy $(LIB_SRCS) $(CLI_SRCS) -- $(CPPFLAGS) -std=c++20
+
+# Benchmarks (issue 7): never part of `make test`.  bench/bench.mk defines
+# bench-deps (the peer, postfix-mta-sts-resolver) and bench-run.
+-include bench/bench.mk
+
+bench: deps all
+	$(MAKE) --no-print-directory bench-deps
+	$(MAKE) --no-print-directory bench-run
 
 world-up:
 	tests/world/world up

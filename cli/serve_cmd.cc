@@ -15,6 +15,7 @@
 
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "cli/commands.h"
@@ -25,6 +26,7 @@
 #include "policy-cache/refresher.h"
 #include "policy-cache/settings.h"
 #include "postfix/event_loop.h"
+#include "postfix/metrics_endpoint.h"
 #include "postfix/policy_service.h"
 #include "postfix/socketmap_server.h"
 
@@ -46,6 +48,43 @@ private:
     std::minstd_rand rng_{std::random_device{}()};
     std::uniform_real_distribution<double> dist_{0.0, 1.0};
 };
+
+// Cache entries by mode, recounted by the sweep on a worker (a full scan
+// has no place on the loop thread) and read by metrics scrapes.
+class CacheGauges {
+public:
+    void set(const StoreStats& s) {
+        std::lock_guard<std::mutex> l(mu_);
+        stats_ = s;
+    }
+    void fill(GaugeSnapshot& g) const {
+        std::lock_guard<std::mutex> l(mu_);
+        g.cache_entries = stats_.entries;
+        g.cache_enforce = stats_.enforce;
+        g.cache_testing = stats_.testing;
+        g.cache_none = stats_.none;
+        g.cache_no_policy = stats_.no_policy;
+    }
+
+private:
+    mutable std::mutex mu_;
+    StoreStats stats_;
+};
+
+int startup_error(const Logger& log, const std::string& msg) {
+    log.log(LogSeverity::fatal, msg);
+    std::cerr << "stsguard serve: " << msg << "\n";
+    return static_cast<int>(ExitCode::unknown);
+}
+
+// Opened with the socketmap listeners, before the privilege drop.
+Lookup<ListenSocket> open_metrics_socket(const std::string& text) {
+    auto addr = parse_listen_address(text);
+    if (!addr.found()) return Failure::perm("metrics-listen", addr.failed() ? addr.failure().reason : "invalid");
+    if (addr.value().kind != ListenAddress::Kind::inet)
+        return Failure::perm("metrics-listen", "must be inet:HOST:PORT");
+    return open_listen_socket(addr.value());
+}
 
 ServerLimits server_limits(const Config& c) {
     ServerLimits l;
@@ -120,6 +159,14 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
         }
         sockets.push_back(std::move(sock.value()));
     }
+    std::optional<ListenSocket> metrics_socket;
+    if (!cfg.metrics_listen.empty()) {
+        auto sock = open_metrics_socket(cfg.metrics_listen);
+        if (!sock.found())
+            return startup_error(log, "metrics_listen = " + cfg.metrics_listen + ": " +
+                                          (sock.failed() ? sock.failure().reason : "cannot listen"));
+        metrics_socket = std::move(sock.value());
+    }
     if (!drop_privileges(cfg.user, log)) return static_cast<int>(ExitCode::unknown);
 
     https_global_init();
@@ -146,6 +193,30 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
         std::string name = s.address().to_string();
         if (!server.add_listener(std::move(s))) return static_cast<int>(ExitCode::unknown);
         log.info("listening on " + name);
+    }
+
+    auto gauges = std::make_shared<CacheGauges>();
+    std::unique_ptr<MetricsEndpoint> metrics_endpoint;
+    if (metrics_socket) {
+        MetricsLimits ml;
+        ml.max_connections = static_cast<unsigned>(cfg.metrics_max_connections);
+        ml.timeout = cfg.metrics_timeout;
+        MetricsRenderFn render = [&metrics, &server, &pool, gauges] {
+            GaugeSnapshot g;
+            g.open_connections = server.counters().open_connections;
+            PoolStats ps = pool.stats();
+            g.discoveries_running = ps.running;
+            g.discoveries_queued = ps.queued;
+            gauges->fill(g);
+            return metrics.render(g);
+        };
+        std::string name = metrics_socket->address().to_string();
+        auto ep = MetricsEndpoint::start(loop, std::move(*metrics_socket), ml, render, server_log(log));
+        if (!ep.found())
+            return startup_error(log, "metrics_listen = " + cfg.metrics_listen + ": " +
+                                          (ep.failed() ? ep.failure().reason : "cannot start"));
+        metrics_endpoint = std::move(ep.value());
+        log.info("metrics on http://" + name.substr(5) + "/metrics");
     }
 
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -187,7 +258,8 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
     loop.run_after(cfg.last_used_flush, flush);
     const RefreshSettings rs = refresh_settings(cfg);
     std::function<void()> sweep = [&] {
-        pool.post([&store, &pool, &clock, rs] {
+        pool.post([&store, &pool, &clock, rs, gauges] {
+            if (auto st = store.stats(StatsDetail::by_mode); st.found()) gauges->set(st.value());
             std::vector<DomainName> due;
             UnixTime now = clock.now();
             store.for_each([&](std::string_view, const Lookup<CacheRecord>& r) {
@@ -203,6 +275,7 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
     sd_notify(0, "READY=1");
     log.info("stsguard " STSGUARD_VERSION " ready; cache " + cfg.cache_dir);
     loop.run();
+    metrics_endpoint.reset();
     current->flush_last_used();
     close(sfd);
     log.info("stopped");

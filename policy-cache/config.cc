@@ -186,6 +186,8 @@ const std::vector<Key>& keys() {
         bool_key("log_decisions", &Config::log_decisions),
         oneof_key("log_target", &Config::log_target, {"syslog", "stderr"}),
         string_key("metrics_listen", &Config::metrics_listen),
+        int_key("metrics_max_connections", &Config::metrics_max_connections, 1, 1024),
+        duration_key("metrics_timeout", &Config::metrics_timeout, 1, 300),
         int_key("discovery_queue_max", &Config::discovery_queue_max, 1, 10'000'000),
         duration_key("sweep_interval", &Config::sweep_interval, 10, 86400),
         duration_key("last_used_flush", &Config::last_used_flush, 1, 3600),

@@ -61,6 +61,8 @@ struct Config {
     bool log_decisions = false;
     std::string log_target = "syslog";     // syslog | stderr
     std::string metrics_listen;            // inet:HOST:PORT; empty: off
+    int metrics_max_connections = 16;      // concurrent scrape connections
+    Seconds metrics_timeout{10};           // idle scrape connection
     std::size_t discovery_queue_max = 10000;  // domains waiting for a worker
     Seconds sweep_interval{300};           // background refresh scan of the cache
     Seconds last_used_flush{60};           // how often lookups' last_used reach the cache

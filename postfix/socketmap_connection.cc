@@ -212,7 +212,8 @@ void SocketmapServer::Connection::read_some() {
     if (n == 0) {
         read_eof_ = true;
         if (decoder_.partial())
-            server_.log(LogLevel::info, peer_ + ": client closed in the middle of a request");
+            server_.log_rate_limited("half-request", LogLevel::info,
+                                     peer_ + ": client closed in the middle of a request");
         flush();  // answers what is owed, then closes
         return;
     }

@@ -23,6 +23,9 @@ import worldlib as w
 GOOD = "good-enforce.test"
 
 
+METRICS = "inet:127.0.0.1:9461"
+
+
 def secure(*mx):
     return "OK secure match=%s servername=hostname" % ":".join(mx)
 
@@ -400,7 +403,7 @@ class ServeRobustnessWorldTest(w.WorldTestCase):
 
     def setUp(self):
         self.addCleanup(w.stop_policy)
-        self.cfg = w.stsguard_config("serve-robust", fresh_cache=True)
+        self.cfg = w.stsguard_config("serve-robust", fresh_cache=True, metrics_listen=METRICS)
         self.log = w.start_serve(self.cfg)
         self.assertEqual(w.smq(GOOD), self.EXPECT)      # cached: answers need no I/O
 
@@ -479,6 +482,32 @@ print(closed.get("idle"), closed.get("half"), busy_ok)
         while alive(pid) and time.monotonic() < end:
             time.sleep(0.05)
         return not alive(pid)
+
+    # ---- operations ----------------------------------------------------------
+    def scrape(self):
+        r = w.run_in_world(["curl", "-sS", "--max-time", "5", "http://%s/metrics" % METRICS[5:]])
+        self.assertEqual(r.rc, 0, r.err)
+        values = {}
+        for line in r.out.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def test_metrics_endpoint_counts_lookups_by_reply_and_reason(self):
+        ok = 'stsguard_lookups_total{reply="OK",reason="enforce"}'
+        before = self.scrape()
+        self.assertGreaterEqual(before.get(ok, 0), 1, "the enforce lookup of setUp is not counted")
+        self.assertIn("stsguard_open_connections", before)
+        self.assertIn('stsguard_lookup_duration_seconds_bucket{le="+Inf"}', before)
+        w.smq(GOOD)
+        after = self.scrape()
+        self.assertEqual(after[ok], before[ok] + 1)
+        self.assertGreater(after['stsguard_cache_lookups_total{result="hit"}'],
+                           before['stsguard_cache_lookups_total{result="hit"}'])
+        r = w.run_in_world(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                            "http://%s/nothing" % METRICS[5:]])
+        self.assertEqual(r.out, "404")
 
     def test_sigterm_drains_and_stops(self):
         pid = policy_pid()
