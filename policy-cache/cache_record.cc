@@ -153,6 +153,20 @@ public:
         left_ -= n;
         return true;
     }
+    // str() without the copy: the same checks, the bytes passed over.
+    bool skip_str(int width, std::size_t limit, const char* f) {
+        std::uint64_t n = 0;
+        if (!le(n, width, f)) return false;
+        if (n > limit)
+            return fail(std::string(f) + " length " + std::to_string(n) + " over its limit " +
+                        std::to_string(limit));
+        if (n > left_)
+            return fail(std::string(f) + " length " + std::to_string(n) + " runs past the end (" +
+                        std::to_string(left_) + " bytes left)");
+        p_ += n;
+        left_ -= n;
+        return true;
+    }
     // A list count, checked against the bytes left: each element needs at
     // least min_each bytes, so a corrupt count cannot cause a huge reserve.
     bool count(std::size_t& n, std::size_t min_each, const char* f) {
@@ -248,7 +262,8 @@ std::optional<std::string> encode_record(const CacheRecord& r, std::string* why)
 }
 
 std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainName& key,
-                                         std::string* why) {
+                                         std::string* why, RecordFields fields) {
+    const bool all = fields == RecordFields::all;
     constexpr std::size_t k16 = std::numeric_limits<std::uint16_t>::max();
     auto bad = [&](std::string reason) -> std::optional<CacheRecord> {
         if (why) *why = "record of " + key.str() + ": " + std::move(reason);
@@ -305,9 +320,14 @@ std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainNam
             if (!r.str(p, 2, k16, "mx pattern")) break;
     }
     if (r.count(n, 4, "policy extensions")) {
-        rec.policy.extensions.resize(n);
-        for (auto& [k, v] : rec.policy.extensions)
-            if (!r.str(k, 2, k16, "extension key") || !r.str(v, 2, k16, "extension value")) break;
+        if (all) {
+            rec.policy.extensions.resize(n);
+            for (auto& [k, v] : rec.policy.extensions)
+                if (!r.str(k, 2, k16, "extension key") || !r.str(v, 2, k16, "extension value")) break;
+        } else {
+            for (std::size_t i = 0; i < n; ++i)
+                if (!r.skip_str(2, k16, "extension key") || !r.skip_str(2, k16, "extension value")) break;
+        }
     }
     r.str(rec.last_outcome.code, 2, k16, "outcome code");
     r.str(rec.last_outcome.text, 2, k16, "outcome text");
@@ -316,7 +336,10 @@ std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainNam
         for (auto& h : rec.mx_hosts)
             if (!r.str(h, 1, kMaxHostName, "MX host")) break;
     }
-    r.str(rec.policy_body, 4, kMaxPolicyBytes, "policy body");
+    if (all)
+        r.str(rec.policy_body, 4, kMaxPolicyBytes, "policy body");
+    else
+        r.skip_str(4, kMaxPolicyBytes, "policy body");
     if (!r.ok()) return bad(r.why());
     if (r.left() != 0)
         return bad(std::to_string(r.left()) + " unexpected bytes after the last field");

@@ -87,8 +87,14 @@ bool operator==(const CacheRecord& a, const CacheRecord& b);
 // The encoding above; nullopt (and *why) if a field exceeds its limit.
 std::optional<std::string> encode_record(const CacheRecord& r, std::string* why = nullptr);
 
+// Which fields decode_record() fills.  for_answer leaves policy_body and
+// policy.extensions empty (they are still length-checked): the serve hot
+// path answers without them and saves their copies.
+enum class RecordFields { all, for_answer };
+
 // Decodes a value stored under key; the encoded domain must equal key.
 std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainName& key,
-                                         std::string* why = nullptr);
+                                         std::string* why = nullptr,
+                                         RecordFields fields = RecordFields::all);
 
 }  // namespace stsguard

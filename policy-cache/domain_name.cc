@@ -92,8 +92,9 @@ bool check_a_labels(std::string_view name, std::string* why) {
     while (start < name.size()) {
         std::size_t end = name.find('.', start);
         if (end == std::string_view::npos) end = name.size();
-        const std::string label(name.substr(start, end - start));
-        if (label.size() > 4 && label.compare(0, 4, "xn--") == 0) {
+        const std::string_view view = name.substr(start, end - start);
+        if (view.size() > 4 && view.compare(0, 4, "xn--") == 0) {
+            const std::string label(view);  // NUL-terminated for libidn2
             char* u = nullptr;
             int rc = idn2_to_unicode_8z8z(label.c_str(), &u, 0);
             Idn2String unicode(u);

@@ -28,6 +28,18 @@ std::string lower(std::string_view s) {
     return out;
 }
 
+// ASCII case-insensitive equality (patterns are checked to be ASCII).
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+        if (x != y) return false;
+    }
+    return true;
+}
+
 class Sink {
 public:
     explicit Sink(std::string_view pattern) : pattern_(pattern) {}
@@ -187,22 +199,31 @@ MxMatch match_mx(std::string_view pattern, std::string_view host) {
     return m;
 }
 
-bool mx_allowed(const std::vector<std::string>& patterns, std::string_view host) {
+std::vector<std::string_view> usable_mx_patterns(const std::vector<std::string>& patterns) {
+    std::vector<std::string_view> out;
+    out.reserve(patterns.size());
+    for (const auto& pat : patterns)
+        if (!has_errors(check_mx_pattern(pat))) out.emplace_back(pat);
+    return out;
+}
+
+bool mx_allowed_checked(const std::vector<std::string_view>& usable, std::string_view host) {
     const auto h = DomainName::parse(host);
     if (!h) return false;
-    const std::string& name = h->str();
+    const std::string_view name = h->str();
     const auto dot = name.find('.');
-    for (const auto& pat : patterns) {
-        if (has_errors(check_mx_pattern(pat))) continue;
-        const std::string p = lower(pat);
-        if (p.rfind("*.", 0) == 0) {
-            if (dot != std::string::npos && name.compare(dot + 1, std::string::npos, p, 2) == 0)
-                return true;
-        } else if (name == p) {
+    for (const std::string_view p : usable) {
+        if (p.size() > 2 && p[0] == '*' && p[1] == '.') {
+            if (dot != std::string_view::npos && iequals(name.substr(dot + 1), p.substr(2))) return true;
+        } else if (iequals(name, p)) {
             return true;
         }
     }
     return false;
+}
+
+bool mx_allowed(const std::vector<std::string>& patterns, std::string_view host) {
+    return mx_allowed_checked(usable_mx_patterns(patterns), host);
 }
 
 }  // namespace stsguard

@@ -32,4 +32,11 @@ MxMatch match_mx(std::string_view pattern, std::string_view host);
 // True if host matches any of the patterns (invalid ones are skipped).
 bool mx_allowed(const std::vector<std::string>& patterns, std::string_view host);
 
+// The same decision split in two, to check a policy's patterns once and
+// then match several MX hosts without copying (the serve hot path):
+// usable_mx_patterns() keeps the patterns that pass check_mx_pattern (views
+// into `patterns`, which must outlive them); mx_allowed_checked() matches.
+std::vector<std::string_view> usable_mx_patterns(const std::vector<std::string>& patterns);
+bool mx_allowed_checked(const std::vector<std::string_view>& usable, std::string_view host);
+
 }  // namespace stsguard

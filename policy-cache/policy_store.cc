@@ -279,7 +279,7 @@ std::optional<Failure> PolicyStore::adopt_map_size() const {
 
 // ---- reads -------------------------------------------------------------
 
-Lookup<CacheRecord> PolicyStore::get(const DomainName& domain) const {
+Lookup<CacheRecord> PolicyStore::get(const DomainName& domain, RecordFields fields) const {
     for (int attempt = 0;; ++attempt) {
         int rc = 0;
         {
@@ -291,7 +291,7 @@ Lookup<CacheRecord> PolicyStore::get(const DomainName& domain) const {
                 rc = txn.get(policies_, domain.str(), raw);
                 if (rc == 0) {
                     std::string why;
-                    std::optional<CacheRecord> rec = decode_record(raw, domain, &why);
+                    std::optional<CacheRecord> rec = decode_record(raw, domain, &why, fields);
                     pool_.release(std::move(txn));
                     if (!rec) return record_corrupt(domain, why);
                     return std::move(*rec);

@@ -126,8 +126,9 @@ public:
     PolicyStore(const PolicyStore&) = delete;
     PolicyStore& operator=(const PolicyStore&) = delete;
 
-    // NotFound if the domain has no record.
-    Lookup<CacheRecord> get(const DomainName& domain) const;
+    // NotFound if the domain has no record.  RecordFields::for_answer
+    // skips the policy body and extensions (the serve hot path).
+    Lookup<CacheRecord> get(const DomainName& domain, RecordFields fields = RecordFields::all) const;
 
     std::optional<Failure> put(const CacheRecord& rec);
     // All or nothing, in one write transaction (import).  Keep batches to

@@ -40,7 +40,8 @@ std::string postfix_match_pattern(const std::string& p) {
     return p.rfind("*.", 0) == 0 ? p.substr(1) : p;
 }
 
-Answer decide_answer(const DomainName& domain, const DomainView& view, const MapSettings& map) {
+Answer decide_answer(const DomainName& domain, const DomainView& view, const MapSettings& map, Explain explain) {
+    const bool explained = explain == Explain::yes;
     using State = DomainView::State;
     if (view.state == State::temp_failure) {
         std::string why = "no usable policy: " + view.failure_code + " (" + view.failure_reason + ")";
@@ -65,7 +66,8 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
         for (const auto& pat : p.mx) m.push_back(postfix_match_pattern(pat));
         std::string text = "secure match=" + join(m, ":") + " servername=hostname";
         if (attrs) text += sts_attributes(domain, p, view.remaining, nullptr);
-        return {SocketmapReply::ok(std::move(text)), mode, "policy " + mode + ", patterns " + join(p.mx, ", ")};
+        return {SocketmapReply::ok(std::move(text)), mode,
+                explained ? "policy " + mode + ", patterns " + join(p.mx, ", ") : std::string()};
     }
 
     if (!view.mx_hosts) {
@@ -73,8 +75,9 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
                 "mx-lookup-failed", "policy " + mode + ", MX lookup failed: " + view.mx_failure};
     }
     std::vector<std::string> approved;
+    const auto usable = usable_mx_patterns(p.mx);  // checked once, not once per host
     for (const auto& host : *view.mx_hosts)
-        if (mx_allowed(p.mx, host)) approved.push_back(host);
+        if (mx_allowed_checked(usable, host)) approved.push_back(host);
     if (approved.empty()) {
         std::string why = "no MX host of " + domain.str() + " (" +
                           (view.mx_hosts->empty() ? std::string("none") : join(*view.mx_hosts, ", ")) +
@@ -93,7 +96,7 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
     std::string text = "secure match=" + join(approved, ":") + " servername=hostname";
     if (attrs) text += sts_attributes(domain, p, view.remaining, nullptr);
     return {SocketmapReply::ok(std::move(text)), mode,
-            "policy " + mode + ", approved MX " + join(approved, ", ")};
+            explained ? "policy " + mode + ", approved MX " + join(approved, ", ") : std::string()};
 }
 
 }  // namespace stsguard

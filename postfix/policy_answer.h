@@ -71,7 +71,13 @@ struct Answer {
     std::string why;       // human readable
 };
 
-Answer decide_answer(const DomainName& domain, const DomainView& view, const MapSettings& map);
+// Whether decide_answer() spells out Answer::why for a policy answer (logs,
+// query, check, dry-run) or leaves it empty: the serve hot path when
+// log_decisions is off.  why_code and the reply are the same either way.
+enum class Explain { yes, no };
+
+Answer decide_answer(const DomainName& domain, const DomainView& view, const MapSettings& map,
+                     Explain explain = Explain::yes);
 
 // "*.x" -> ".x", others unchanged: Postfix's match syntax (patterns mode).
 std::string postfix_match_pattern(const std::string& sts_pattern);

@@ -55,7 +55,7 @@ ServiceSettings service_settings(const Config& c) {
 PolicyService::PolicyService(PolicyStore& store, DiscoveryPool& pool, const Clock& clock, EventLoop& loop,
                              ServiceSettings settings, const Logger& log, ServiceMetrics& metrics)
     : store_(store), pool_(pool), clock_(clock), loop_(loop), settings_(std::move(settings)), log_(log),
-      metrics_(metrics) {}
+      metrics_(metrics), explain_(settings_.log_decisions == DecisionLog::on ? Explain::yes : Explain::no) {}
 
 void PolicyService::reply(const DomainName* domain, const std::string& key, const Answer& a, const char* cache,
                           std::chrono::steady_clock::time_point t0, const ReplyFn& done) {
@@ -79,7 +79,7 @@ void PolicyService::handle(const SocketmapRequest& req, ReplyFn done) {
     }
     const DomainName& d = *k.domain;
     std::optional<CacheRecord> rec;
-    auto got = store_.get(d);
+    auto got = store_.get(d, RecordFields::for_answer);
     if (got.found()) {
         rec = std::move(got.value());
     } else if (got.failed() && loop_.now() - last_store_warning_ > std::chrono::seconds(10)) {
@@ -87,14 +87,16 @@ void PolicyService::handle(const SocketmapRequest& req, ReplyFn done) {
         log_.warning("cache read for " + d.str() + ": " + got.failure().reason);
     }
     const UnixTime now = clock_.now();
-    used_[d.str()] = now;
+    // last_used only matters against refresh_unused_after (an hour or
+    // more): record a use once per kLastUsedResolution, not per lookup.
+    if (!rec || now - rec->last_used >= kLastUsedResolution) used_[d.str()] = now;
     Assessment a = assess(rec, now);
     // A policy whose MX set was never read cannot be answered exactly.
     const bool mx_unknown = a.use == Assessment::Use::policy && map.mx_match == MxMatchMode::exact &&
                             rec->mx_expires_at == UnixTime{} && rec->policy.mode != Mode::none;
     if (a.refresh != Assessment::Refresh::now && !mx_unknown) {
         metrics_.count_cache(true);
-        reply(&d, req.key, decide_answer(d, view_of(rec, a), map), "hit", t0, done);
+        reply(&d, req.key, decide_answer(d, view_of(rec, a), map, explain_), "hit", t0, done);
         if (a.refresh == Assessment::Refresh::background || a.mx_stale) pool_.submit(d, nullptr);
         return;
     }

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <set>
 #include <string>
@@ -35,6 +36,11 @@
 #include "postfix/socketmap_server.h"
 
 namespace stsguard {
+
+// A cached record's last_used is advanced at most this often (it only
+// matters against refresh_unused_after, one hour at the least), so steady
+// traffic to one domain costs no write at all.
+inline constexpr Seconds kLastUsedResolution{600};
 
 enum class DecisionLog { off, on };
 
@@ -78,7 +84,8 @@ private:
     ServiceSettings settings_;
     const Logger& log_;
     ServiceMetrics& metrics_;
-    std::map<std::string, UnixTime> used_;  // domain -> last lookup, not yet flushed
+    const Explain explain_;  // Answer::why is built only for the decision log
+    std::unordered_map<std::string, UnixTime> used_;  // domain -> last lookup, not yet flushed
     EventLoop::time_point last_store_warning_{};
 };
 

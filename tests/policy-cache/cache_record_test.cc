@@ -246,3 +246,24 @@ TEST_CASE(
     CHECK_FALSE(encode_record(r, &why));
     CHECK(why.find("MX host") != std::string::npos);
 }
+
+TEST_CASE("cache record: decoding for an answer skips the body and extensions, nothing else") {
+    const CacheRecord r = full_record();
+    const std::string bytes = encode_ok(r);
+    std::string why;
+    auto lean = decode_record(bytes, r.domain, &why, RecordFields::for_answer);
+    REQUIRE_MESSAGE(lean, why);
+    CHECK(lean->policy_body.empty());
+    CHECK(lean->policy.extensions.empty());
+    CacheRecord expect = r;
+    expect.policy_body.clear();
+    expect.policy.extensions.clear();
+    CHECK(*lean == expect);
+    // The skipped fields are still checked: every truncation fails the same way.
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+        const std::string prefix = bytes.substr(0, n);
+        std::string w;
+        CHECK_MESSAGE(!decode_record(prefix, r.domain, &w, RecordFields::for_answer), n, " bytes decoded");
+        CHECK_FALSE(w.empty());
+    }
+}

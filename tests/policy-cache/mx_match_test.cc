@@ -253,3 +253,30 @@ TEST_CASE("3.2: pattern findings quote the pattern printably") {
     REQUIRE_FALSE(f.empty());
     CHECK(f.front().message.find("mx\\x00.example.com") != std::string::npos);
 }
+
+TEST_CASE("4.1: mx_allowed_checked decides exactly as match_mx for every pattern and host") {
+    const std::vector<std::string> patterns = {
+        "mx.example.com", "*.example.com", "*.Mail.Example.com", "MX2.example.net", "*.",
+        "a..b", "*example.com", "mx_1.example.com", "-bad.example.com", "*.com", "xn--mnchen-3ya.de"};
+    const std::vector<std::string> hosts = {
+        "mx.example.com", "MX.example.com.", "a.b.example.com", "example.com", "x.mail.example.com",
+        "mx2.example.net", "mx_1.example.com", "xn--mnchen-3ya.de", "xn--zz.example.com", "foo.com",
+        "127.0.0.1", "", "mx.example.com..", "bad host.example.com"};
+    for (const auto& pat : patterns) {
+        const std::vector<std::string> one = {pat};
+        const auto usable = usable_mx_patterns(one);
+        for (const auto& host : hosts) {
+            const bool expect = match_mx(pat, host).verdict == MxVerdict::match;
+            CHECK_MESSAGE(mx_allowed_checked(usable, host) == expect, pat, " vs ", host);
+            CHECK_MESSAGE(mx_allowed(one, host) == expect, pat, " vs ", host);
+        }
+    }
+    // Several patterns: any match allows; invalid ones are left out.
+    const auto usable = usable_mx_patterns(patterns);
+    CHECK(usable.size() < patterns.size());
+    for (const auto& host : hosts) {
+        bool any = false;
+        for (const auto& pat : patterns) any = any || match_mx(pat, host).verdict == MxVerdict::match;
+        CHECK_MESSAGE(mx_allowed_checked(usable, host) == any, host);
+    }
+}

@@ -105,3 +105,29 @@ TEST_CASE("answer: the reason for a no-MX-match names the MX hosts and the patte
     CHECK(a.why.find("mx.rogue.test") != std::string::npos);
     CHECK(a.why.find("mx.legit.test") != std::string::npos);
 }
+
+TEST_CASE("answer: Explain::no gives the same reply and reason code, without the text") {
+    Policy p;
+    p.version = "STSv1";
+    p.mode = Mode::enforce;
+    p.max_age = Seconds{86400};
+    p.mx = {"*.Example.test", "mx9.other.test"};
+    DomainView v;
+    v.state = DomainView::State::policy;
+    v.policy = &p;
+    v.mx_hosts = std::vector<std::string>{"mx1.example.test", "a.b.example.test", "mx9.other.test"};
+    const auto d = *DomainName::parse("example.test");
+    for (MxMatchMode m : {MxMatchMode::exact, MxMatchMode::patterns}) {
+        MapSettings map;
+        map.mx_match = m;
+        const Answer yes = decide_answer(d, v, map, Explain::yes);
+        const Answer no = decide_answer(d, v, map, Explain::no);
+        CHECK(yes.reply.text == no.reply.text);
+        CHECK(yes.why_code == no.why_code);
+        CHECK_FALSE(yes.why.empty());
+        CHECK(no.why.empty());
+    }
+    // 4.1: one-label wildcard, case-insensitive; a.b.example.test is two labels below.
+    CHECK(decide_answer(d, v, MapSettings{}, Explain::no).reply.text ==
+          "secure match=mx1.example.test:mx9.other.test servername=hostname");
+}
