@@ -89,9 +89,11 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  STSGUARD=$(abspath build-asan/stsguard) UNIT_TESTS=$(abspath build-asan/unit-tests) tests/run
 
+# Foreground, logging to the terminal; embedded defaults unless
+# /etc/stsguard/stsguard.conf exists.
 run: deps all
 	@echo "main.cf:  smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix"
-	$(BUILD)/stsguard serve
+	$(BUILD)/stsguard serve --log-to-stderr
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "checker/openssl_handles.h"
+#include "policy-cache/utc_time.h"
 
 namespace stsguard {
 
@@ -16,21 +17,6 @@ namespace {
 constexpr std::size_t kMaxDnsNames = 64;
 constexpr std::size_t kMaxVerifyErrors = 16;
 constexpr std::int64_t kDay = 86400;
-
-// "2024-03-01T12:00:00Z"
-std::string iso_time(UnixTime t) {
-    using namespace std::chrono;
-    const auto day = floor<days>(t);
-    const year_month_day ymd{day};
-    const hh_mm_ss hms{t - day};
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ",
-                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                  static_cast<unsigned>(ymd.day()), static_cast<long>(hms.hours().count()),
-                  static_cast<long>(hms.minutes().count()),
-                  static_cast<long>(hms.seconds().count()));
-    return buf;
-}
 
 std::string join_names(const std::vector<std::string>& names) {
     std::string out;
@@ -125,19 +111,19 @@ Findings judge_certificate(const CertInfo& cert, std::string_view host, UnixTime
 
     if (now < cert.not_before) {
         out.push_back(error("cert-not-yet-valid", "certificate of " + h + " is not valid before " +
-                                                      iso_time(cert.not_before) + " (now " +
-                                                      iso_time(now) + ")"));
+                                                      utc_iso8601(cert.not_before) + " (now " +
+                                                      utc_iso8601(now) + ")"));
     } else if (now > cert.not_after) {
         const auto ago = (to_unix(now) - to_unix(cert.not_after)) / kDay;
         out.push_back(error("cert-expired", "certificate of " + h + " expired on " +
-                                                iso_time(cert.not_after) + " (" +
+                                                utc_iso8601(cert.not_after) + " (" +
                                                 std::to_string(ago) + " days ago)"));
     } else {
         const auto left = to_unix(cert.not_after) - to_unix(now);
         if (expiry_warn_days > 0 && left < static_cast<std::int64_t>(expiry_warn_days) * kDay) {
             out.push_back(Finding{Severity::warning, "cert-expiring-soon",
                                   "certificate of " + h + " expires on " +
-                                      iso_time(cert.not_after) + " (in " +
+                                      utc_iso8601(cert.not_after) + " (in " +
                                       std::to_string(left / kDay) + " days; warning below " +
                                       std::to_string(expiry_warn_days) + " days)",
                                   0});

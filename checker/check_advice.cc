@@ -1,6 +1,7 @@
 // check_advice.cc - mode (RFC 8461 5, 8.3, 3.2 max_age) and
 // policy_id_hygiene (3.1: the id must change whenever the policy does).
 #include "checker/checks.h"
+#include "policy-cache/utc_time.h"
 
 #include <algorithm>
 #include <cctype>
@@ -157,7 +158,7 @@ CheckResult check_policy_id_hygiene(const DomainFacts& f) {
     const Policy* fresh = valid_policy(f);
     const TxtStep& t = f.discovery.txt;
     r.details = {{"cached_id", rec.policy_id ? json(rec.policy_id->str()) : json(nullptr)},
-                 {"cached_fetched_at", rec.fetched_at == UnixTime{} ? json(nullptr) : json(check_iso_time(rec.fetched_at))},
+                 {"cached_fetched_at", rec.fetched_at == UnixTime{} ? json(nullptr) : json(utc_iso8601(rec.fetched_at))},
                  {"fresh_id", t.txt.id ? json(t.txt.id->str()) : json(nullptr)}};
     if (rec.state != PolicyState::has_policy || !rec.policy_id) {
         r.status = CheckStatus::skip;

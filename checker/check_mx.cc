@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 
+#include "policy-cache/utc_time.h"
 #include "policy-cache/mx_match.h"
 
 namespace stsguard {
@@ -45,8 +46,8 @@ json cert_json(const CertInfo& c) {
     return {{"subject", c.subject},
             {"issuer", c.issuer},
             {"dns_names", c.dns_names},
-            {"not_before", check_iso_time(c.not_before)},
-            {"not_after", check_iso_time(c.not_after)},
+            {"not_before", utc_iso8601(c.not_before)},
+            {"not_after", utc_iso8601(c.not_after)},
             {"serial", c.serial},
             {"sha256", c.sha256},
             {"chain", chain_status_name(c.chain)},
@@ -314,7 +315,7 @@ CheckResult check_mx_certificates(const DomainFacts& f, Transcripts t) {
     if (probes == 1) {
         const ProbeResult& pr = f.hosts.front().probes.front();
         r.summary = where(pr) + ": STARTTLS, " + pr.tls_version + ", certificate valid" +
-                    (pr.cert ? " until " + check_iso_time(pr.cert->not_after) : std::string());
+                    (pr.cert ? " until " + utc_iso8601(pr.cert->not_after) : std::string());
     } else {
         r.summary = "all " + std::to_string(probes) + " addresses of " + std::to_string(f.hosts.size()) +
                     " MX host(s): STARTTLS, TLS 1.2+, certificate valid";

@@ -53,20 +53,6 @@ const Policy* valid_policy(const DomainFacts& f) {
     return f.discovery.status == DiscoveryStatus::policy ? f.discovery.policy() : nullptr;
 }
 
-std::string check_iso_time(UnixTime t) {
-    using namespace std::chrono;
-    const auto day = floor<days>(t);
-    const year_month_day ymd{day};
-    const hh_mm_ss hms{t - day};
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ",
-                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                  static_cast<unsigned>(ymd.day()), static_cast<long>(hms.hours().count()),
-                  static_cast<long>(hms.minutes().count()),
-                  static_cast<long>(hms.seconds().count()));
-    return buf;
-}
-
 CheckStatus severity_for_mode(const DomainFacts& f) {
     const Policy* p = valid_policy(f);
     if (p == nullptr) return CheckStatus::info;

@@ -176,7 +176,6 @@ DomainStatus status_of(const std::vector<CheckResult>& checks);
 // ---- helpers shared by the check files -------------------------------------
 
 // "2024-03-01T12:00:00Z"
-std::string check_iso_time(UnixTime t);
 // The status an MX-level problem gets under the domain's mode (see above).
 CheckStatus severity_for_mode(const DomainFacts& f);
 std::string join_list(const std::vector<std::string>& items, std::string_view sep);

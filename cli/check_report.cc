@@ -7,6 +7,7 @@
 #include <ostream>
 
 #include "cli/json_util.h"
+#include "policy-cache/utc_time.h"
 #include "policy-cache/refresh_rules.h"
 #include "postfix/domain_view.h"
 #include "postfix/policy_answer.h"
@@ -81,7 +82,7 @@ void print_probes(std::ostream& out, const DomainFacts& f) {
             if (!p.tls_version.empty()) out << ", " << p.tls_version << " " << p.cipher;
             if (p.cert)
                 out << ", certificate " << p.cert->subject << " (SAN " << join_list(p.cert->dns_names, ", ") << "), issuer "
-                    << p.cert->issuer << ", valid until " << check_iso_time(p.cert->not_after);
+                    << p.cert->issuer << ", valid until " << utc_iso8601(p.cert->not_after);
             char secs[32];
             std::snprintf(secs, sizeof secs, "%.2f", p.seconds);
             out << ", " << secs << " s\n";

@@ -3,18 +3,11 @@
 #include <ctime>
 
 #include "policy-cache/sts_policy.h"
+#include "policy-cache/utc_time.h"
 
 namespace stsguard {
 
-std::string iso_time(UnixTime t) {
-    if (t == UnixTime{}) return "never";
-    std::time_t tt = to_unix(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
+std::string iso_time(UnixTime t) { return t == UnixTime{} ? "never" : utc_iso8601(t); }
 
 nlohmann::json record_json(const CacheRecord& r) {
     using nlohmann::json;

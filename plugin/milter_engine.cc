@@ -1,24 +1,10 @@
 #include "plugin/milter_engine.h"
 
 #include "plugin/recipient_address.h"
+#include "policy-cache/domain_name.h"
 #include "policy-cache/finding.h"
 
 namespace stsguard {
-namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
-
-}  // namespace
-
 void MilterSession::begin_message() {
     domains_.clear();
     decided_.clear();
@@ -64,7 +50,7 @@ HoldDecision MilterEngine::on_recipient(MilterSession& session, std::string_view
 }
 
 void MilterEngine::on_header(MilterSession& session, std::string_view name) {
-    if (settings_.action == MilterAction::header && iequals(name, kPolicyHeaderName)) ++session.existing_headers_;
+    if (settings_.action == MilterAction::header && ascii_iequals(name, kPolicyHeaderName)) ++session.existing_headers_;
 }
 
 EomEdits MilterEngine::on_end_of_message(MilterSession& session) {

@@ -140,21 +140,19 @@ public:
         return true;
     }
     bool str(std::string& s, int width, std::size_t limit, const char* f) {
-        std::uint64_t n = 0;
-        if (!le(n, width, f)) return false;
-        if (n > limit)
-            return fail(std::string(f) + " length " + std::to_string(n) + " over its limit " +
-                        std::to_string(limit));
-        if (n > left_)
-            return fail(std::string(f) + " length " + std::to_string(n) + " runs past the end (" +
-                        std::to_string(left_) + " bytes left)");
-        s.assign(p_, static_cast<std::size_t>(n));
-        p_ += n;
-        left_ -= n;
+        std::string_view v;
+        if (!take(v, width, limit, f)) return false;
+        s.assign(v);
         return true;
     }
     // str() without the copy: the same checks, the bytes passed over.
     bool skip_str(int width, std::size_t limit, const char* f) {
+        std::string_view v;
+        return take(v, width, limit, f);
+    }
+    // A length-prefixed byte string, checked against its limit and the
+    // bytes left; v views the input.
+    bool take(std::string_view& v, int width, std::size_t limit, const char* f) {
         std::uint64_t n = 0;
         if (!le(n, width, f)) return false;
         if (n > limit)
@@ -163,6 +161,7 @@ public:
         if (n > left_)
             return fail(std::string(f) + " length " + std::to_string(n) + " runs past the end (" +
                         std::to_string(left_) + " bytes left)");
+        v = std::string_view(p_, static_cast<std::size_t>(n));
         p_ += n;
         left_ -= n;
         return true;

@@ -44,4 +44,8 @@ private:
 // for policy extension values, which 3.2 allows to be UTF-8.
 bool valid_utf8(std::string_view text);
 
+// ASCII letters compared without case; every other byte exactly (DNS
+// names, header names).
+bool ascii_iequals(std::string_view a, std::string_view b);
+
 }  // namespace stsguard

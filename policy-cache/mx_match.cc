@@ -28,18 +28,6 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-// ASCII case-insensitive equality (patterns are checked to be ASCII).
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
-
 class Sink {
 public:
     explicit Sink(std::string_view pattern) : pattern_(pattern) {}
@@ -214,8 +202,8 @@ bool mx_allowed_checked(const std::vector<std::string_view>& usable, std::string
     const auto dot = name.find('.');
     for (const std::string_view p : usable) {
         if (p.size() > 2 && p[0] == '*' && p[1] == '.') {
-            if (dot != std::string_view::npos && iequals(name.substr(dot + 1), p.substr(2))) return true;
-        } else if (iequals(name, p)) {
+            if (dot != std::string_view::npos && ascii_iequals(name.substr(dot + 1), p.substr(2))) return true;
+        } else if (ascii_iequals(name, p)) {
             return true;
         }
     }

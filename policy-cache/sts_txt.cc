@@ -6,6 +6,8 @@
 // the record length; findings are bounded per code (FindingSink).
 #include "policy-cache/sts_txt.h"
 
+#include "policy-cache/domain_name.h"
+
 #include <algorithm>
 #include <set>
 
@@ -22,16 +24,6 @@ bool is_alnum(unsigned char c) {
 bool is_name_char(unsigned char c) { return is_alnum(c) || c == '_' || c == '-' || c == '.'; }
 // sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E): visible ASCII except '=' and ';'.
 bool is_value_char(unsigned char c) { return (c >= 0x21 && c <= 0x7e) && c != '=' && c != ';'; }
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-        if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 std::string col(std::size_t pos) { return "column " + std::to_string(pos + 1); }
 
 // Prefixes "record N: " when the set has several records.
@@ -199,10 +191,10 @@ void parse_record(std::string_view r, StsTxt& out, Sink& sink) {
                      "second v= at " + col(name_at) + "; 'v=STSv1' must appear once, first");
             continue;
         }
-        if (iequals(name, "id") || iequals(name, "v"))
+        if (ascii_iequals(name, "id") || ascii_iequals(name, "v"))
             sink.add(Severity::warning, "txt-field-case",
                      "field '" + printable(name) + "' is not '" +
-                         (iequals(name, "id") ? std::string("id") : std::string("v")) +
+                         (ascii_iequals(name, "id") ? std::string("id") : std::string("v")) +
                          "': field names are case-sensitive (3.1), so it is an unknown extension");
         if (!name_ok || !value_ok) continue;
         if (!ext_seen.insert(std::string(name)).second) {
@@ -242,7 +234,7 @@ void explain_discarded(std::string_view r, Sink& sink) {
                  "'" + printable(r, 24) +
                      "' begins with whitespace, so it does not begin with "
                      "'v=STSv1' and is ignored");
-    } else if (r.size() >= kVersion.size() && iequals(r.substr(0, kVersion.size()), kVersion)) {
+    } else if (r.size() >= kVersion.size() && ascii_iequals(r.substr(0, kVersion.size()), kVersion)) {
         sink.add(Severity::warning, "txt-version-case",
                  "'" + printable(r, 24) +
                      "' is ignored: the version tag 'v=STSv1' is "
