@@ -16,9 +16,9 @@
 
 #include <fstream>
 #include <iostream>
-#include <random>
 
 #include "cli/commands.h"
+#include "cli/engine_wiring.h"
 #include "cli/json_util.h"
 #include "cli/record_json.h"
 #include "policy-cache/config.h"
@@ -91,22 +91,9 @@ void print_record(const CacheRecord& r, UnixTime now) {
 int do_refresh(const Config& cfg, PolicyStore& store, const std::vector<DomainName>& domains, bool json) {
     https_global_init();
     SystemClock clock;
-    std::mt19937 rng{std::random_device{}()};
-    std::mutex rng_mu;
-    Refresher refresher(store, clock, refresh_settings(cfg), [&] {
-        std::lock_guard<std::mutex> l(rng_mu);
-        return std::uniform_real_distribution<double>(0, 1)(rng);
-    });
-    const DnsSettings ds = dns_settings(cfg);
-    const FetchSettings fs = fetch_settings(cfg);
-    AdapterFactory factory = [&] {
-        WorkerAdapters a;
-        std::string why;
-        a.dns = make_ldns_resolver(ds, &why);
-        if (!a.dns) throw std::runtime_error("DNS resolver: " + why);
-        a.fetcher = make_curl_fetcher(fs, *a.dns);
-        return a;
-    };
+    Jitter jitter;
+    Refresher refresher(store, clock, refresh_settings(cfg), [&jitter] { return jitter(); });
+    AdapterFactory factory = worker_adapter_factory(cfg);
     std::mutex out_mu;
     int failures = 0;
     {

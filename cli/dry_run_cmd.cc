@@ -20,6 +20,7 @@
 #include "checker/starttls_probe.h"
 #include "cli/check_report.h"
 #include "cli/commands.h"
+#include "cli/engine_wiring.h"
 #include "cli/json_util.h"
 #include "policy-cache/config.h"
 #include "policy-cache/settings.h"
@@ -68,16 +69,7 @@ void add_dry_run_command(CLI::App& app, const GlobalOptions& g, int& rc) {
         if (!prober.found())
             return fail("STARTTLS probe: " + (prober.failed() ? prober.failure().reason : prober.not_found_info().reason));
         const StarttlsProber& p = *prober.value();
-        const DnsSettings ds = dns_settings(cfg);
-        const FetchSettings fs = fetch_settings(cfg);
-        AdapterFactory make = [&ds, &fs]() {
-            std::string why;
-            WorkerAdapters a;
-            a.dns = make_ldns_resolver(ds, &why);
-            if (!a.dns) throw std::runtime_error("DNS: " + why);
-            a.fetcher = make_curl_fetcher(fs, *a.dns);
-            return a;
-        };
+        AdapterFactory make = worker_adapter_factory(cfg);
         DryRunSettings s;
         s.concurrency = cfg.check_concurrency;
         s.probe_concurrency = cfg.probe_concurrency;

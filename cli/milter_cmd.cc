@@ -7,8 +7,6 @@
 // See docs/milter.md.
 #include <CLI/CLI.hpp>
 
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -17,9 +15,9 @@
 #include <cstring>
 #include <iostream>
 #include <mutex>
-#include <random>
 
 #include "cli/commands.h"
+#include "cli/engine_wiring.h"
 #include "plugin/milter_engine.h"
 #include "plugin/milter_runner.h"
 #include "plugin/milter_settings.h"
@@ -39,33 +37,6 @@ namespace {
 constexpr Seconds kPostfixMilterCommandTimeout{30};
 constexpr auto kDrainTimeout = std::chrono::seconds(10);
 
-class Jitter {
-public:
-    double operator()() {
-        std::lock_guard<std::mutex> l(mu_);
-        return dist_(rng_);
-    }
-
-private:
-    std::mutex mu_;
-    std::minstd_rand rng_{std::random_device{}()};
-    std::uniform_real_distribution<double> dist_{0.0, 1.0};
-};
-
-bool drop_privileges(const std::string& user, const Logger& log) {
-    if (user.empty() || geteuid() != 0) return true;
-    struct passwd* pw = getpwnam(user.c_str());
-    if (!pw) {
-        log.error("user '" + user + "' does not exist");
-        return false;
-    }
-    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-        log.error("cannot drop privileges to '" + user + "'");
-        return false;
-    }
-    return true;
-}
-
 // libmilter leaves its unix socket behind (and removes a stale one at the
 // next start); remove it at stop, like `serve` does, so a stopped milter
 // is visibly stopped.  Best effort: after a privilege drop the directory
@@ -78,12 +49,6 @@ void remove_unix_socket(const std::string& listen, const Logger& log) {
         if (::unlink(path.c_str()) != 0 && errno != ENOENT)
             log.warning("cannot remove socket " + path + ": " + std::strerror(errno));
     }
-}
-
-int startup_error(const Logger& log, const std::string& msg) {
-    log.log(LogSeverity::fatal, msg);
-    std::cerr << "stsguard milter: " << msg << "\n";
-    return static_cast<int>(ExitCode::unknown);
 }
 
 int run_milter(const GlobalOptions& g, bool log_stderr) {
@@ -121,16 +86,7 @@ int run_milter(const GlobalOptions& g, bool log_stderr) {
     SystemClock clock;
     Jitter jitter;
     Refresher refresher(store, clock, refresh_settings(cfg), [&jitter] { return jitter(); });
-    const DnsSettings dns_cfg = dns_settings(cfg);
-    const FetchSettings fetch_cfg = fetch_settings(cfg);
-    AdapterFactory factory = [&]() {
-        WorkerAdapters a;
-        std::string err;
-        a.dns = make_ldns_resolver(dns_cfg, &err);
-        if (!a.dns) throw std::runtime_error("DNS resolver: " + err);
-        a.fetcher = make_curl_fetcher(fetch_cfg, *a.dns);
-        return a;
-    };
+    AdapterFactory factory = worker_adapter_factory(cfg);
     DiscoveryPool pool(refresher, factory, cfg.fetch_concurrency, cfg.discovery_queue_max);
     Prefetcher prefetcher(store, pool, clock, log);
     const std::string listen = settings->listen;

@@ -5,8 +5,6 @@
 // periodic last-used flushes and background refresh sweeps.
 #include <CLI/CLI.hpp>
 
-#include <grp.h>
-#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -16,9 +14,9 @@
 #include <iostream>
 #include <mutex>
 #include <optional>
-#include <random>
 
 #include "cli/commands.h"
+#include "cli/engine_wiring.h"
 #include "policy-cache/config.h"
 #include "policy-cache/discovery_pool.h"
 #include "policy-cache/logger.h"
@@ -34,20 +32,6 @@ namespace stsguard {
 namespace {
 
 constexpr std::size_t kMaxSweepBatch = 10000;  // domains queued per sweep at most
-
-// Draws jitter for refresh scheduling from worker threads.
-class Jitter {
-public:
-    double operator()() {
-        std::lock_guard<std::mutex> l(mu_);
-        return dist_(rng_);
-    }
-
-private:
-    std::mutex mu_;
-    std::minstd_rand rng_{std::random_device{}()};
-    std::uniform_real_distribution<double> dist_{0.0, 1.0};
-};
 
 // Cache entries by mode, recounted by the sweep on a worker (a full scan
 // has no place on the loop thread) and read by metrics scrapes.
@@ -70,12 +54,6 @@ private:
     mutable std::mutex mu_;
     StoreStats stats_;
 };
-
-int startup_error(const Logger& log, const std::string& msg) {
-    log.log(LogSeverity::fatal, msg);
-    std::cerr << "stsguard serve: " << msg << "\n";
-    return static_cast<int>(ExitCode::unknown);
-}
 
 // Opened with the socketmap listeners, before the privilege drop.
 Lookup<ListenSocket> open_metrics_socket(const std::string& text) {
@@ -105,20 +83,6 @@ LogFn server_log(const Logger& log) {
     };
 }
 
-bool drop_privileges(const std::string& user, const Logger& log) {
-    if (user.empty() || geteuid() != 0) return true;
-    struct passwd* pw = getpwnam(user.c_str());
-    if (!pw) {
-        log.error("user '" + user + "' does not exist");
-        return false;
-    }
-    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-        log.error("cannot drop privileges to '" + user + "'");
-        return false;
-    }
-    return true;
-}
-
 int run_serve(const GlobalOptions& g, bool log_stderr) {
     // Block the signals before any thread starts (threads inherit the
     // mask), so only the loop's signalfd ever sees them.
@@ -132,12 +96,9 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
     Logger log("stsguard/serve", log_stderr || cfg.log_target == "stderr" ? LogTarget::stderr_stream : LogTarget::syslog);
 
     auto opened = PolicyStore::open(store_options(cfg, StoreAccess::read_write));
-    if (!opened.found()) {
-        std::string why = opened.failed() ? opened.failure().reason : opened.not_found_info().reason;
-        log.log(LogSeverity::fatal, "cache " + cfg.cache_dir + ": " + why);
-        std::cerr << "stsguard serve: cache " << cfg.cache_dir << ": " << why << "\n";
-        return static_cast<int>(ExitCode::unknown);
-    }
+    if (!opened.found())
+        return startup_error(log, "cache " + cfg.cache_dir + ": " +
+                                      (opened.failed() ? opened.failure().reason : opened.not_found_info().reason));
     PolicyStore& store = *opened.value();
 
     // Listeners first, so a port conflict fails start-up loudly.
@@ -145,18 +106,11 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
     UnixSocketOptions unix_opts{cfg.unix_socket_owner, cfg.unix_socket_group, cfg.unix_socket_mode};
     for (const auto& text : cfg.listen) {
         auto addr = parse_listen_address(text);
-        if (!addr.found()) {
-            std::cerr << "stsguard serve: listen = " << text << ": "
-                      << (addr.failed() ? addr.failure().reason : "invalid") << "\n";
-            return static_cast<int>(ExitCode::unknown);
-        }
+        if (!addr.found())
+            return startup_error(log, "listen = " + text + ": " + (addr.failed() ? addr.failure().reason : "invalid"));
         auto sock = open_listen_socket(addr.value(), unix_opts);
-        if (!sock.found()) {
-            std::string why = sock.failed() ? sock.failure().reason : "cannot listen";
-            log.log(LogSeverity::fatal, "listen " + text + ": " + why);
-            std::cerr << "stsguard serve: listen " << text << ": " << why << "\n";
-            return static_cast<int>(ExitCode::unknown);
-        }
+        if (!sock.found())
+            return startup_error(log, "listen " + text + ": " + (sock.failed() ? sock.failure().reason : "cannot listen"));
         sockets.push_back(std::move(sock.value()));
     }
     std::optional<ListenSocket> metrics_socket;
@@ -173,16 +127,7 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
     SystemClock clock;
     Jitter jitter;
     Refresher refresher(store, clock, refresh_settings(cfg), [&jitter] { return jitter(); });
-    const DnsSettings dns_cfg = dns_settings(cfg);
-    const FetchSettings fetch_cfg = fetch_settings(cfg);
-    AdapterFactory factory = [&]() {
-        WorkerAdapters a;
-        std::string why;
-        a.dns = make_ldns_resolver(dns_cfg, &why);
-        if (!a.dns) throw std::runtime_error("DNS resolver: " + why);
-        a.fetcher = make_curl_fetcher(fetch_cfg, *a.dns);
-        return a;
-    };
+    AdapterFactory factory = worker_adapter_factory(cfg);
     ServiceMetrics metrics;
     SteadyMonotonicClock mono;
     EventLoop loop(mono);

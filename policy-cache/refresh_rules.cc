@@ -149,4 +149,8 @@ bool due_for_background_refresh(const CacheRecord& rec, UnixTime now, const Refr
     return true;
 }
 
+bool last_use_worth_recording(const std::optional<CacheRecord>& rec, UnixTime now) {
+    return !rec || now - rec->last_used >= kLastUsedResolution;
+}
+
 }  // namespace stsguard

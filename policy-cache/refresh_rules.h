@@ -91,4 +91,13 @@ void apply_mx(CacheRecord& rec, const Lookup<MxAnswer>& mx, UnixTime now, const 
 // Whether a background sweep should refresh this record now.
 bool due_for_background_refresh(const CacheRecord& rec, UnixTime now, const RefreshSettings& s);
 
+// A record's last_used is advanced at most this often.  It only matters
+// against refresh_unused_after (an hour at the least), so steady traffic
+// to one domain costs no cache write at all.
+inline constexpr Seconds kLastUsedResolution{600};
+
+// Whether a lookup at `now` should be recorded as the record's last use
+// (always for a domain without a record: discovery is about to make one).
+bool last_use_worth_recording(const std::optional<CacheRecord>& rec, UnixTime now);
+
 }  // namespace stsguard

@@ -90,8 +90,19 @@ MetricsEndpoint::~MetricsEndpoint() {
     }
 }
 
+unsigned MetricsEndpoint::connections() const {
+    const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
+}
+
 void MetricsEndpoint::run_mhd() {
+    const unsigned before = connections();
     MHD_run(daemon_);
+    // At metrics_max_connections MHD takes its listening socket out of its
+    // epoll set, and puts it back only at the start of a later pass: when
+    // this pass freed a slot, run that pass now, or the listener would wait
+    // for an event that cannot come.
+    if (connections() < before) MHD_run(daemon_);
     arm_timer();
 }
 

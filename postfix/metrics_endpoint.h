@@ -62,6 +62,7 @@ public:
 private:
     MetricsEndpoint(EventLoop& loop, ListenSocket socket, MetricsRenderFn render, LogFn log);
     void run_mhd();
+    unsigned connections() const;
     void arm_timer();
 
     EventLoop& loop_;

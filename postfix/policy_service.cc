@@ -87,9 +87,7 @@ void PolicyService::handle(const SocketmapRequest& req, ReplyFn done) {
         log_.warning("cache read for " + d.str() + ": " + got.failure().reason);
     }
     const UnixTime now = clock_.now();
-    // last_used only matters against refresh_unused_after (an hour or
-    // more): record a use once per kLastUsedResolution, not per lookup.
-    if (!rec || now - rec->last_used >= kLastUsedResolution) used_[d.str()] = now;
+    if (last_use_worth_recording(rec, now)) used_[d.str()] = now;
     Assessment a = assess(rec, now);
     // A policy whose MX set was never read cannot be answered exactly.
     const bool mx_unknown = a.use == Assessment::Use::policy && map.mx_match == MxMatchMode::exact &&

@@ -37,10 +37,6 @@
 
 namespace stsguard {
 
-// A cached record's last_used is advanced at most this often (it only
-// matters against refresh_unused_after, one hour at the least), so steady
-// traffic to one domain costs no write at all.
-inline constexpr Seconds kLastUsedResolution{600};
 
 enum class DecisionLog { off, on };
 

@@ -4,7 +4,12 @@
 // count calls, so tests can assert how often DNS and HTTPS were asked.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <string>
 
 #include "policy-cache/dns_resolver.h"
@@ -72,6 +77,66 @@ public:
         if (it == answers.end()) return Failure::perm("policy-host-not-found", "no A/AAAA");
         return it->second;
     }
+};
+
+enum class GateState { open, closed };
+
+// Fetches wait at the gate while it is closed, so a test controls when
+// discovery ends.  Counts fetches and how many wait at once.
+class Gate {
+public:
+    explicit Gate(GateState s) : open_(s == GateState::open) {}
+    std::atomic<int> fetches{0};
+
+    void pass() {
+        ++fetches;
+        std::unique_lock<std::mutex> l(mu_);
+        max_inside_ = std::max(max_inside_, ++inside_);
+        cv_.notify_all();
+        cv_.wait(l, [&] { return open_; });
+        --inside_;
+    }
+    void set(GateState s) {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            open_ = s == GateState::open;
+        }
+        cv_.notify_all();
+    }
+    // Waits (at most 5 s) until n fetches wait at the gate.
+    bool wait_inside(int n) {
+        std::unique_lock<std::mutex> l(mu_);
+        return cv_.wait_for(l, std::chrono::seconds(5), [&] { return inside_ >= n; });
+    }
+    int inside() {
+        std::lock_guard<std::mutex> l(mu_);
+        return inside_;
+    }
+    int max_inside() {
+        std::lock_guard<std::mutex> l(mu_);
+        return max_inside_;
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool open_;
+    int inside_ = 0;
+    int max_inside_ = 0;
+};
+
+// A FakeFetcher whose fetches pass a Gate first.
+class GatedFetcher final : public PolicyFetcher {
+public:
+    GatedFetcher(Gate& g, FakeFetcher inner) : g_(g), inner_(std::move(inner)) {}
+    Lookup<FetchedPolicy> fetch(const DomainName& d) override {
+        g_.pass();
+        return inner_.fetch(d);
+    }
+
+private:
+    Gate& g_;
+    FakeFetcher inner_;
 };
 
 }  // namespace stsguard::testing

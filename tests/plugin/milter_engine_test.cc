@@ -21,51 +21,13 @@ using namespace stsguard::testing;
 
 namespace {
 
-// Fetches wait here while closed, so a test controls when discovery ends.
-struct Gate {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool open = true;
-    int inside = 0;
-    std::atomic<int> fetches{0};
-
-    void pass() {
-        ++fetches;
-        std::unique_lock<std::mutex> l(mu);
-        ++inside;
-        cv.notify_all();
-        cv.wait(l, [&] { return open; });
-        --inside;
-    }
-    void set_open(bool o) {
-        {
-            std::lock_guard<std::mutex> l(mu);
-            open = o;
-        }
-        cv.notify_all();
-    }
-    void wait_inside(int n) {
-        std::unique_lock<std::mutex> l(mu);
-        cv.wait(l, [&] { return inside >= n; });
-    }
-};
-
-class GatedFetcher final : public PolicyFetcher {
-public:
-    explicit GatedFetcher(Gate& g) : g_(g) {
-        inner_.set_body("good.test", "version: STSv1\nmode: enforce\nmx: mx.good.test\nmax_age: 86400\n");
-        inner_.set_body("mismatch.test", "version: STSv1\nmode: enforce\nmx: mx.elsewhere.test\nmax_age: 86400\n");
-        inner_.set_body("testing.test", "version: STSv1\nmode: testing\nmx: mx.elsewhere.test\nmax_age: 86400\n");
-    }
-    Lookup<FetchedPolicy> fetch(const DomainName& d) override {
-        g_.pass();
-        return inner_.fetch(d);
-    }
-
-private:
-    Gate& g_;
-    FakeFetcher inner_;
-};
+FakeFetcher world_bodies() {
+    FakeFetcher f;
+    f.set_body("good.test", "version: STSv1\nmode: enforce\nmx: mx.good.test\nmax_age: 86400\n");
+    f.set_body("mismatch.test", "version: STSv1\nmode: enforce\nmx: mx.elsewhere.test\nmax_age: 86400\n");
+    f.set_body("testing.test", "version: STSv1\nmode: testing\nmx: mx.elsewhere.test\nmax_age: 86400\n");
+    return f;
+}
 
 std::unique_ptr<FakeResolver> world_dns() {
     auto dns = std::make_unique<FakeResolver>();
@@ -80,7 +42,7 @@ struct Fixture {
     TempDir dir;
     std::unique_ptr<PolicyStore> store;
     ManualClock clock;
-    Gate gate;
+    Gate gate{GateState::open};
     Logger log{"milter-test", LogTarget::stderr_stream, LogSeverity::fatal};
     std::unique_ptr<Refresher> refresher;
     std::unique_ptr<DiscoveryPool> pool;
@@ -101,7 +63,7 @@ struct Fixture {
             [this] {
                 WorkerAdapters a;
                 a.dns = world_dns();
-                a.fetcher = std::make_unique<GatedFetcher>(gate);
+                a.fetcher = std::make_unique<GatedFetcher>(gate, world_bodies());
                 return a;
             },
             threads, max_queue);
@@ -116,7 +78,7 @@ struct Fixture {
         engine = std::make_unique<MilterEngine>(ms, *prefetcher, clock, log);
     }
     ~Fixture() {
-        gate.set_open(true);  // never leave a worker stuck at the gate
+        gate.set(GateState::open);  // never leave a worker stuck at the gate
         engine.reset();
         prefetcher.reset();
         pool.reset();
@@ -131,14 +93,14 @@ constexpr auto kLong = std::chrono::milliseconds(30'000);  // never reached: com
 
 TEST_CASE("milter prefetch: a new domain is discovered into the cache without delaying RCPT") {
     Fixture f(MilterAction::prefetch, std::chrono::milliseconds(0));
-    f.gate.set_open(false);
+    f.gate.set(GateState::closed);
     MilterSession s("client[127.0.0.1]");
     s.begin_message();
     // The fetch is blocked at the gate, so returning at all proves RCPT did not wait.
     CHECK(f.engine->on_recipient(s, "<user@Good.Test>", kSmtp).action == RcptAction::accept);
-    f.gate.wait_inside(1);
+    REQUIRE(f.gate.wait_inside(1));
     CHECK_FALSE(f.cached("good.test"));
-    f.gate.set_open(true);
+    f.gate.set(GateState::open);
     // Join the running discovery and wait for it: the cache then holds the policy.
     f.prefetcher->observe(*DomainName::parse("good.test"), kLong);
     REQUIRE(f.cached("good.test"));
@@ -184,11 +146,11 @@ TEST_CASE("milter hold 5: an enforce domain whose MX set cannot satisfy its poli
 
 TEST_CASE("milter hold: unknown within milter_wait (0) continues; held once the cache knows") {
     Fixture f(MilterAction::hold, std::chrono::milliseconds(0));
-    f.gate.set_open(false);
+    f.gate.set(GateState::closed);
     MilterSession s("client");
     s.begin_message();
     CHECK(f.engine->on_recipient(s, "<a@mismatch.test>", kSmtp).action == RcptAction::accept);
-    f.gate.set_open(true);
+    f.gate.set(GateState::open);
     f.prefetcher->observe(*DomainName::parse("mismatch.test"), kLong);  // let discovery finish
     s.begin_message();
     CHECK(f.engine->on_recipient(s, "<a@mismatch.test>", kSmtp).action == RcptAction::tempfail);
@@ -236,7 +198,7 @@ TEST_CASE("milter header: one X-STS-Policy per accepted recipient domain; incomi
 
 TEST_CASE("milter header: a domain still pending at end of message says so") {
     Fixture f(MilterAction::header, std::chrono::milliseconds(0));
-    f.gate.set_open(false);
+    f.gate.set(GateState::closed);
     MilterSession s("client");
     f.engine->on_recipient(s, "<a@good.test>", kSmtp);
     const EomEdits e = f.engine->on_end_of_message(s);
@@ -253,7 +215,7 @@ TEST_CASE("milter header: headers are only counted, and kept, in header mode") {
 
 TEST_CASE("milter: milter_wait is one budget per message, not per recipient") {
     Fixture f(MilterAction::hold, std::chrono::milliseconds(50));
-    f.gate.set_open(false);
+    f.gate.set(GateState::closed);
     MilterSession s("client");
     s.begin_message();
     f.engine->on_recipient(s, "<a@slow1.test>", kSmtp);  // waits the whole budget
@@ -267,10 +229,10 @@ TEST_CASE("milter: milter_wait is one budget per message, not per recipient") {
 
 TEST_CASE("milter: a full discovery queue is counted and the recipient accepted") {
     Fixture f(MilterAction::hold, std::chrono::milliseconds(0), {}, 1, 1);
-    f.gate.set_open(false);
+    f.gate.set(GateState::closed);
     MilterSession s("client");
     f.engine->on_recipient(s, "<a@slow1.test>", kSmtp);
-    f.gate.wait_inside(1);                         // the only worker is busy
+    REQUIRE(f.gate.wait_inside(1));                         // the only worker is busy
     f.engine->on_recipient(s, "<a@slow2.test>", kSmtp);  // queued (queue of 1)
     CHECK(f.engine->on_recipient(s, "<a@slow3.test>", kSmtp).action == RcptAction::accept);
     CHECK(f.prefetcher->counters().refused.load() == 1);
@@ -278,7 +240,7 @@ TEST_CASE("milter: a full discovery queue is counted and the recipient accepted"
 
 TEST_CASE("milter: stop() releases a waiting recipient at once") {
     Fixture f(MilterAction::hold, kLong);
-    f.gate.set_open(false);
+    f.gate.set(GateState::closed);
     f.prefetcher->stop();
     MilterSession s("client");
     CHECK(f.engine->on_recipient(s, "<a@slow1.test>", kSmtp).action == RcptAction::accept);

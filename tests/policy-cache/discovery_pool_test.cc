@@ -16,54 +16,11 @@ using namespace stsguard::testing;
 
 namespace {
 
-// A gate the fetchers wait at, so the test controls when work finishes.
-struct Gate {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool open = false;
-    std::atomic<int> inside{0};
-    std::atomic<int> max_inside{0};
-    std::atomic<int> fetches{0};
-    void wait() {
-        int n = ++inside;
-        int m = max_inside.load();
-        while (n > m && !max_inside.compare_exchange_weak(m, n)) {
-        }
-        std::unique_lock<std::mutex> l(mu);
-        cv.wait(l, [&] { return open; });
-        --inside;
-    }
-    void release() {
-        {
-            std::lock_guard<std::mutex> l(mu);
-            open = true;
-        }
-        cv.notify_all();
-    }
-};
-
-class GatedFetcher final : public PolicyFetcher {
-public:
-    explicit GatedFetcher(Gate& g) : g_(g) {}
-    Lookup<FetchedPolicy> fetch(const DomainName&) override {
-        ++g_.fetches;
-        g_.wait();
-        FetchedPolicy p;
-        p.body = "version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 86400\n";
-        p.content_type = "text/plain";
-        p.http_status = 200;
-        return p;
-    }
-
-private:
-    Gate& g_;
-};
-
 struct Env {
     TempDir dir;
     std::unique_ptr<PolicyStore> store;
     ManualClock clock;
-    Gate gate;
+    Gate gate{GateState::closed};
     Env() {
         StoreOptions o;
         o.dir = dir.path() + "/cache";
@@ -77,7 +34,11 @@ struct Env {
                 dns->set_txt("_mta-sts.d" + std::to_string(i) + ".example", {"v=STSv1; id=one"});
             WorkerAdapters a;
             a.dns = std::move(dns);
-            a.fetcher = std::make_unique<GatedFetcher>(gate);
+            FakeFetcher bodies;
+            for (int i = 0; i < 50; ++i)
+                bodies.set_body("d" + std::to_string(i) + ".example",
+                                "version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 86400\n");
+            a.fetcher = std::make_unique<GatedFetcher>(gate, std::move(bodies));
             return a;
         };
     }
@@ -108,7 +69,7 @@ TEST_CASE("pool: concurrent lookups of one domain share one discovery") {
         REQUIRE(wait_until([&] { return e.gate.fetches.load() == 1; }));
         for (int i = 0; i < 20; ++i)
             CHECK(pool.submit(nth(1), [&](const RefreshResult&) { ++done; }) == DiscoveryPool::Submit::joined);
-        e.gate.release();
+        e.gate.set(GateState::open);
         REQUIRE(wait_until([&] { return done.load() == 21; }));
         CHECK(pool.stats().coalesced == 20);
     }
@@ -122,12 +83,12 @@ TEST_CASE("pool: no more than `threads` discoveries are in flight at once") {
     {
         DiscoveryPool pool(ref, e.factory(), 3, 100);
         for (int i = 0; i < 12; ++i) pool.submit(nth(i), [&](const RefreshResult&) { ++done; });
-        REQUIRE(wait_until([&] { return e.gate.inside.load() == 3; }));
+        REQUIRE(e.gate.wait_inside(3));
         CHECK(pool.stats().queued == 9);
-        e.gate.release();
+        e.gate.set(GateState::open);
         REQUIRE(wait_until([&] { return done.load() == 12; }));
     }
-    CHECK(e.gate.max_inside.load() == 3);
+    CHECK(e.gate.max_inside() == 3);
 }
 
 TEST_CASE("pool: a full queue refuses further domains") {
@@ -135,18 +96,18 @@ TEST_CASE("pool: a full queue refuses further domains") {
     Refresher ref(*e.store, e.clock, RefreshSettings{}, [] { return 0.0; });
     DiscoveryPool pool(ref, e.factory(), 1, 2);
     pool.submit(nth(0), nullptr);
-    REQUIRE(wait_until([&] { return e.gate.inside.load() == 1; }));
+    REQUIRE(e.gate.wait_inside(1));
     CHECK(pool.submit(nth(1), nullptr) == DiscoveryPool::Submit::started);
     CHECK(pool.submit(nth(2), nullptr) == DiscoveryPool::Submit::started);
     CHECK(pool.submit(nth(3), nullptr) == DiscoveryPool::Submit::queue_full);
     CHECK(pool.stats().refused == 1);
-    e.gate.release();
+    e.gate.set(GateState::open);
 }
 
 TEST_CASE("pool: results are stored and callbacks see the stored record") {
     Env e;
     Refresher ref(*e.store, e.clock, RefreshSettings{}, [] { return 0.0; });
-    e.gate.release();
+    e.gate.set(GateState::open);
     std::atomic<int> done{0};
     {
         DiscoveryPool pool(ref, e.factory(), 2, 10);

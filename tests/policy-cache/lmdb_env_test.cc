@@ -1,5 +1,6 @@
 // Tests for policy-cache/lmdb_env.cc: the LMDB handle owners.
 #include "policy-cache/lmdb_env.h"
+#include "tests/temp_dir.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -11,28 +12,12 @@
 #include <string>
 #include <vector>
 
+using stsguard::testing::TempDir;
 using namespace stsguard;
 using namespace stsguard::lmdb;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/stsguard-lmdb-XXXXXX";
-        char* p = mkdtemp(tmpl);
-        REQUIRE(p != nullptr);
-        path_ = p;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 Env open_env(const std::string& dir, std::size_t map = 1 << 20) {
     Env env;

@@ -29,7 +29,11 @@
 #include <string>
 #include <thread>
 
+#include "tests/temp_dir.h"
+
 namespace stsguard_test {
+
+using stsguard::testing::TempDir;
 
 struct PkeyFree {
     void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
@@ -114,22 +118,19 @@ class TestCa {
 public:
     explicit TestCa(const std::string& name = "stsguard test CA") : key_(new_key()) {
         cert_ = make_cert({name, "", Validity::current, Role::ca}, key_.get(), nullptr, nullptr);
-        char path[] = "/tmp/stsguard-test-ca-XXXXXX";
-        const int fd = mkstemp(path);
-        REQUIRE(fd >= 0);
-        path_ = path;
-        FILE* f = fdopen(fd, "w");
+        path_ = dir_.path() + "/ca.pem";
+        FILE* f = std::fopen(path_.c_str(), "w");
         REQUIRE(f != nullptr);
         PEM_write_X509(f, cert_.get());
-        fclose(f);
+        std::fclose(f);
     }
-    ~TestCa() { std::remove(path_.c_str()); }
     const std::string& path() const { return path_; }
     X509Ptr issue(const CertSpec& spec, EVP_PKEY* key) const {
         return make_cert(spec, key, cert_.get(), key_.get());
     }
 
 private:
+    TempDir dir_;  // holds ca.pem; removed with the CA
     PkeyPtr key_;
     X509Ptr cert_;
     std::string path_;

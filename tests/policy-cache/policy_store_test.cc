@@ -19,29 +19,15 @@
 #include <vector>
 
 #include "policy-cache/lmdb_env.h"
+#include "tests/temp_dir.h"
 
+using stsguard::testing::TempDir;
 using namespace stsguard;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/stsguard-store-XXXXXX";
-        char* p = mkdtemp(tmpl);
-        REQUIRE(p != nullptr);
-        path_ = p;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    const std::string& path() const { return path_; }
-    std::string cache() const { return path_ + "/cache"; }
+std::string cache_dir(const TempDir& d) { return d.path() + "/cache"; }
 
-private:
-    std::string path_;
-};
 
 DomainName dn(const std::string& s) {
     auto d = DomainName::parse(s);
@@ -87,7 +73,7 @@ CacheRecord nth_record(int i) {
 StoreOptions opts_for(const TempDir& d, std::size_t map = 1 << 20,
                       lmdb::EnvSync sync = lmdb::EnvSync::no_sync) {
     StoreOptions o;
-    o.dir = d.cache();
+    o.dir = cache_dir(d);
     o.initial_map_size = map;
     o.sync = sync;
     return o;
@@ -409,24 +395,24 @@ TEST_CASE("store: a newer schema is refused with a clear message") {
         auto s = open_ok(opts_for(d));
         put_ok(*s, nth_record(1));
     }
-    raw_put(d.cache(), "meta", kSchemaKey, u32le(kSchemaVersion + 1));
+    raw_put(cache_dir(d), "meta", kSchemaKey, u32le(kSchemaVersion + 1));
     auto s = PolicyStore::open(opts_for(d));
     REQUIRE(s.failed());
     CHECK(s.failure().code == "cache-schema-newer");
     CHECK_FALSE(s.failure().temporary());
     CHECK(s.failure().reason.find("written by a newer stsguard (schema 2") != std::string::npos);
     CHECK(s.failure().reason.find("upgrade stsguard or move the cache aside") != std::string::npos);
-    CHECK(s.failure().reason.find(d.cache() + "/data.mdb") != std::string::npos);
+    CHECK(s.failure().reason.find(cache_dir(d) + "/data.mdb") != std::string::npos);
 }
 
 TEST_CASE("store: a schema-0 cache is migrated read-write and refused read-only") {
     TempDir d;
     { auto s = open_ok(opts_for(d)); }
-    raw_put(d.cache(), "policies", "d1.example", *encode_record(nth_record(1)));
-    raw_put(d.cache(), "policies", "D2.Example",
+    raw_put(cache_dir(d), "policies", "d1.example", *encode_record(nth_record(1)));
+    raw_put(cache_dir(d), "policies", "D2.Example",
             *encode_record(nth_record(2)));  // key not normalized
-    raw_put(d.cache(), "policies", "d3.example", "garbage");
-    raw_put(d.cache(), "meta", kSchemaKey, u32le(0));
+    raw_put(cache_dir(d), "policies", "d3.example", "garbage");
+    raw_put(cache_dir(d), "meta", kSchemaKey, u32le(0));
 
     StoreOptions ro = opts_for(d);
     ro.access = StoreAccess::read_only;
@@ -450,14 +436,14 @@ TEST_CASE("store: a schema-0 cache is migrated read-write and refused read-only"
 
 TEST_CASE("store: records without a schema marker or a malformed marker are corruption") {
     TempDir d;
-    raw_put((std::filesystem::create_directories(d.cache()), d.cache()), "policies", "d1.example",
+    raw_put((std::filesystem::create_directories(cache_dir(d)), cache_dir(d)), "policies", "d1.example",
             *encode_record(nth_record(1)));
     auto s = PolicyStore::open(opts_for(d));
     REQUIRE(s.failed());
     CHECK(s.failure().code == "cache-corrupt");
     CHECK(s.failure().reason.find("no schema version") != std::string::npos);
 
-    raw_put(d.cache(), "meta", kSchemaKey, "1");
+    raw_put(cache_dir(d), "meta", kSchemaKey, "1");
     s = PolicyStore::open(opts_for(d));
     REQUIRE(s.failed());
     CHECK(s.failure().code == "cache-corrupt");
@@ -465,9 +451,9 @@ TEST_CASE("store: records without a schema marker or a malformed marker are corr
 
 TEST_CASE("store: a data file of garbage is refused naming the file and the recovery command") {
     TempDir d;
-    std::filesystem::create_directories(d.cache());
+    std::filesystem::create_directories(cache_dir(d));
     {
-        int fd = ::open((d.cache() + "/data.mdb").c_str(), O_CREAT | O_WRONLY, 0600);
+        int fd = ::open((cache_dir(d) + "/data.mdb").c_str(), O_CREAT | O_WRONLY, 0600);
         REQUIRE(fd >= 0);
         std::string junk(128 * 1024, '\0');
         for (std::size_t i = 0; i < junk.size(); ++i)
@@ -483,7 +469,7 @@ TEST_CASE("store: a data file of garbage is refused naming the file and the reco
         CHECK(s.failure().code == "cache-corrupt");
         CHECK_FALSE(s.failure().temporary());
         CHECK(s.failure().reason ==
-              "stsguard cache: " + d.cache() +
+              "stsguard cache: " + cache_dir(d) +
                   "/data.mdb is corrupt (opening the environment: MDB_INVALID: File is not an "
                   "LMDB file); move it aside and rebuild with: stsguard cache import "
                   "<export.jsonl>, or delete it: the cache refills itself");
@@ -498,8 +484,8 @@ TEST_CASE("store: one undecodable record fails for its domain only and is replac
     }
     std::string bogus = *encode_record(nth_record(2));
     bogus.resize(bogus.size() - 3);
-    raw_put(d.cache(), "policies", nth_domain(2).str(), bogus);
-    raw_put(d.cache(), "policies", "Not_Normal.Example", *encode_record(nth_record(9)));
+    raw_put(cache_dir(d), "policies", nth_domain(2).str(), bogus);
+    raw_put(cache_dir(d), "policies", "Not_Normal.Example", *encode_record(nth_record(9)));
 
     auto s = open_ok(opts_for(d));
     auto bad = s->get(nth_domain(2));
@@ -534,7 +520,7 @@ TEST_CASE(
     ro.access = StoreAccess::read_only;
     auto missing = PolicyStore::open(ro);
     CHECK(missing.not_found());
-    CHECK(missing.not_found_info().reason.find(d.cache()) != std::string::npos);
+    CHECK(missing.not_found_info().reason.find(cache_dir(d)) != std::string::npos);
 
     {
         auto s = open_ok(opts_for(d));

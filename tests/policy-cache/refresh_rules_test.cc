@@ -296,3 +296,18 @@ TEST_CASE("MX set: cached by TTL (clamped), kept on failure, emptied on NXDOMAIN
     apply_mx(*w.rec, Lookup<MxAnswer>(NotFound{"NXDOMAIN"}), w.clock.now(), w.s);
     CHECK(w.rec->mx_hosts.empty());
 }
+
+TEST_CASE("5.1: last use is recorded once per kLastUsedResolution, and always for a new domain") {
+    World w;
+    CHECK(last_use_worth_recording(std::nullopt, w.clock.now()));
+    w.attempt();
+    REQUIRE(w.rec);
+    w.rec->last_used = w.clock.now();
+    CHECK_FALSE(last_use_worth_recording(w.rec, w.clock.now()));
+    w.clock.advance(kLastUsedResolution - Seconds{1});
+    CHECK_FALSE(last_use_worth_recording(w.rec, w.clock.now()));
+    w.clock.advance(Seconds{1});
+    CHECK(last_use_worth_recording(w.rec, w.clock.now()));
+    // Coarser than the smallest refresh_unused_after would hide real use.
+    CHECK(kLastUsedResolution < Seconds{3600});
+}

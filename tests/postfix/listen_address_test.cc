@@ -1,6 +1,7 @@
 // Tests for postfix/listen_address: Postfix-style endpoint syntax and the
 // listening sockets (unix socket files: stale removal, owner, mode).
 #include "postfix/listen_address.h"
+#include "tests/temp_dir.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -16,22 +17,11 @@
 #include <string>
 #include <vector>
 
+using stsguard::testing::TempDir;
 using namespace stsguard;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/stsguard-listen-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
 
 int connect_unix(const std::string& path) {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -161,7 +151,7 @@ TEST_CASE("listen socket: IPv6 loopback") {
 
 TEST_CASE("listen socket: unix socket gets the configured mode, owner and group") {
     TempDir dir;
-    const std::string path = dir.path + "/smap.sock";
+    const std::string path = dir.path() + "/smap.sock";
     const std::string owner = std::to_string(::geteuid());
     const std::string group = std::to_string(::getegid());
     for (int mode : {0600, 0660, 0666, 0640}) {
@@ -184,7 +174,7 @@ TEST_CASE("listen socket: unix socket gets the configured mode, owner and group"
 
 TEST_CASE("listen socket: owner and group by name; unknown names are errors") {
     TempDir dir;
-    const std::string path = dir.path + "/named.sock";
+    const std::string path = dir.path() + "/named.sock";
     if (::geteuid() == 0) {
         auto s = open_ok("unix:" + path, UnixSocketOptions{"nobody", "", 0660});
         struct stat st {};
@@ -206,7 +196,7 @@ TEST_CASE("listen socket: owner and group by name; unknown names are errors") {
 
 TEST_CASE("listen socket: a stale unix socket file is replaced") {
     TempDir dir;
-    const std::string path = dir.path + "/stale.sock";
+    const std::string path = dir.path() + "/stale.sock";
     {
         // Leave a socket file behind with nobody listening on it.
         const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
@@ -226,7 +216,7 @@ TEST_CASE("listen socket: a stale unix socket file is replaced") {
 
 TEST_CASE("listen socket: a live server's unix socket is never taken over") {
     TempDir dir;
-    const std::string path = dir.path + "/live.sock";
+    const std::string path = dir.path() + "/live.sock";
     auto first = open_ok("unix:" + path);
     auto a = parse_listen_address("unix:" + path);
     auto second = open_listen_socket(a.value());
@@ -239,9 +229,9 @@ TEST_CASE("listen socket: a live server's unix socket is never taken over") {
 
 TEST_CASE("listen socket: a regular file, directory or symlink at the path is left alone") {
     TempDir dir;
-    const std::string file = dir.path + "/file";
-    const std::string sub = dir.path + "/dir";
-    const std::string link = dir.path + "/link";
+    const std::string file = dir.path() + "/file";
+    const std::string sub = dir.path() + "/dir";
+    const std::string link = dir.path() + "/link";
     {
         const int fd = ::open(file.c_str(), O_CREAT | O_WRONLY, 0600);
         REQUIRE(fd >= 0);
@@ -266,7 +256,7 @@ TEST_CASE("listen socket: a regular file, directory or symlink at the path is le
 
 TEST_CASE("listen socket: close() does not remove a socket file that is no longer ours") {
     TempDir dir;
-    const std::string path = dir.path + "/replaced.sock";
+    const std::string path = dir.path() + "/replaced.sock";
     auto s = open_ok("unix:" + path);
     // Someone else replaced the file (e.g. a newer server after unlink).
     REQUIRE(::unlink(path.c_str()) == 0);

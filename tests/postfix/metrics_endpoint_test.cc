@@ -53,7 +53,7 @@ struct Fixture {
     std::unique_ptr<MetricsEndpoint> ep;
     std::thread t;
 
-    explicit Fixture(MetricsRenderFn render = {}) {
+    explicit Fixture(MetricsRenderFn render = {}, MetricsLimits limits = {}) {
         auto addr = parse_listen_address("inet:127.0.0.1:0");
         REQUIRE(addr.found());
         auto sock = open_listen_socket(addr.value());
@@ -62,7 +62,7 @@ struct Fixture {
             ++renders;
             return std::string("stsguard_open_connections 3\n");
         };
-        auto started = MetricsEndpoint::start(loop, std::move(sock.value()), MetricsLimits{}, render, {});
+        auto started = MetricsEndpoint::start(loop, std::move(sock.value()), limits, render, {});
         REQUIRE(started.found());
         ep = std::move(started.value());
         t = std::thread([this] { loop.run(); });
@@ -136,4 +136,53 @@ TEST_CASE("metrics: the port is closed once the endpoint is gone") {
         port = f.ep->port();
     }
     CHECK(http_exchange(port, "GET /metrics HTTP/1.0\r\n\r\n").empty());
+}
+
+namespace {
+
+// A connected TCP socket to the endpoint that sends nothing, or -1.
+int idle_connection(std::uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        ::close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+}  // namespace
+
+TEST_CASE("metrics: metrics_timeout closes an idle scrape connection") {
+    MetricsLimits limits;
+    limits.timeout = std::chrono::seconds(1);
+    Fixture f({}, limits);
+    int fd = idle_connection(f.ep->port());
+    REQUIRE(fd >= 0);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const auto t0 = std::chrono::steady_clock::now();
+    char c;
+    const ssize_t n = ::recv(fd, &c, 1, 0);  // 0: closed by the server
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    ::close(fd);
+    CHECK(n == 0);
+    CHECK(waited >= std::chrono::milliseconds(800));
+    CHECK(waited < std::chrono::seconds(4));
+}
+
+TEST_CASE("metrics: metrics_max_connections refuses scrapes beyond the limit until one ends") {
+    MetricsLimits limits;
+    limits.max_connections = 1;
+    Fixture f({}, limits);
+    int held = idle_connection(f.ep->port());
+    REQUIRE(held >= 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the endpoint accepts it
+    CHECK(status_of(http_exchange(f.ep->port(), "GET /metrics HTTP/1.0\r\n\r\n", 1)) != 200);
+    ::close(held);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(status_of(http_exchange(f.ep->port(), "GET /metrics HTTP/1.0\r\n\r\n")) == 200);
 }

@@ -26,7 +26,9 @@
 #include <thread>
 
 #include "postfix/netstring.h"
+#include "tests/temp_dir.h"
 
+using stsguard::testing::TempDir;
 using namespace stsguard;
 using namespace std::chrono_literals;
 using Ms = std::chrono::milliseconds;
@@ -277,18 +279,6 @@ private:
     NetstringDecoder dec_{200000};
 };
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/stsguard-smap-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
 
 }  // namespace
 
@@ -323,7 +313,7 @@ TEST_CASE("socketmap server: one request gets one reply; name and key split at t
 
 TEST_CASE("socketmap server: unix socket listener with the configured mode bits") {
     TempDir dir;
-    const std::string path = dir.path + "/socketmap";
+    const std::string path = dir.path() + "/socketmap";
     Fixture f(std::make_shared<EchoHandler>());
     const std::string name = f.add_unix_listener(path, 0660);
     f.start();
@@ -671,11 +661,11 @@ TEST_CASE("socketmap server: done() after the connection closed is dropped safel
     TempDir dir;
     auto h = std::make_shared<HoldingHandler>();
     Fixture f(h);
-    f.add_unix_listener(dir.path + "/s", 0600);
+    f.add_unix_listener(dir.path() + "/s", 0600);
     f.start();
     {
         Client tcp(f.port());
-        Client unix_client(dir.path + "/s");
+        Client unix_client(dir.path() + "/s");
         REQUIRE(tcp.send_request("postfix gone.example"));
         REQUIRE(unix_client.send_request("postfix gone2.example"));
         REQUIRE(h->wait_total(2));

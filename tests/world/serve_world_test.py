@@ -527,6 +527,26 @@ print(closed.get("idle"), closed.get("half"), busy_ok)
         self.assertEqual(w.smq(GOOD), self.EXPECT)
 
 
+class ServeStartupWorldTest(w.WorldTestCase):
+    """A bad listener setting stops start-up with exit 3 and a message
+    naming the setting; nothing is left listening."""
+
+    def test_bad_listen_settings_fail_start_up_clearly(self):
+        cases = {
+            "listen-garbage": (dict(listen="inet:nonsense"), "listen = inet:nonsense"),
+            "metrics-unix": (dict(metrics_listen="unix:/tmp/stsguard-metrics.sock"),
+                             "metrics_listen = unix:/tmp/stsguard-metrics.sock: must be inet:HOST:PORT"),
+            "metrics-port-taken": (dict(listen="inet:127.0.0.1:9470", metrics_listen="inet:127.0.0.1:9470"),
+                                   "metrics_listen = inet:127.0.0.1:9470"),
+        }
+        for name, (settings, expect) in cases.items():
+            with self.subTest(name):
+                cfg = w.stsguard_config("serve-startup-" + name, fresh_cache=True, **settings)
+                rc, out, err = w.stsguard("-c", cfg, "serve", "--log-to-stderr", timeout=15)
+                self.assertEqual(rc, 3, err)
+                self.assertIn("stsguard serve: " + expect, err)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
