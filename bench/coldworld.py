@@ -6,8 +6,9 @@ Builds its OWN small world (it does not use tests/world/world, only the
 same tools the same way): a network namespace stsguard-bench-<pid> with
 only lo; unbound on 127.0.0.53 serving the whole "cold.test" zone from an
 auth-zone (nothing is ever forwarded: "." is a static local zone); nginx on
-127.0.2.1:443 serving one policy body for every mta-sts.<domain> host, with
-one certificate (N subjectAltNames) from a private CA.  State lives in a
+127.0.2.1:443 serving one policy body for every mta-sts.<domain> host, each
+host with its own certificate (that one name) from a private CA, chosen by
+SNI.  State lives in a
 temporary directory; everything is torn down in finally/atexit (processes
 by PID, then the namespace and /etc/netns/<ns>).
 
@@ -36,6 +37,7 @@ Needs root.  Exit 0 with the JSON written, 1 on a set-up failure.
 import argparse
 import asyncio
 import atexit
+import datetime
 import json
 import os
 import shutil
@@ -52,6 +54,7 @@ DNS_IP = "127.0.0.53"
 WWW_IP = "127.0.2.1"
 MX_IP = "127.0.1.1"
 ZONE = "cold.test"
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's system trust store
 
 # ---------------------------------------------------------------------------
 # client and sampler: run inside the namespace (this file re-executed)
@@ -149,26 +152,60 @@ class World:
         return p
 
     def make_certs(self):
+        """A private CA and one leaf per policy host (its own name only), as
+        real policy hosts have; one EC key for all leaves keeps this fast."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
         c = os.path.join(self.state, "certs")
         os.makedirs(c)
-        self.ca, cakey = f"{c}/ca.crt", f"{c}/ca.key"
-        self.crt, self.key = f"{c}/www.crt", f"{c}/www.key"
-        common = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        self.run(["openssl", "req", "-x509"] + common + ["-keyout", cakey, "-out", self.ca, "-days", "2",
-                  "-subj", "/CN=stsguard bench cold-path CA", "-addext", "basicConstraints=critical,CA:TRUE",
-                  "-addext", "keyUsage=critical,keyCertSign,cRLSign"], stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL)
-        # One leaf for every policy host; a config file holds the long SAN list.
-        cnf = f"{c}/leaf.cnf"
-        with open(cnf, "w") as f:
-            f.write("[req]\ndistinguished_name=dn\nprompt=no\n[dn]\nCN=mta-sts.cold.test\n[ext]\n"
-                    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                    "extendedKeyUsage=serverAuth\nsubjectAltName=@alt\n[alt]\n")
-            for i, d in enumerate(self.domains):
-                f.write(f"DNS.{i + 1}=mta-sts.{d}\n")
-        self.run(["openssl", "req", "-x509"] + common + ["-keyout", self.key, "-out", self.crt, "-days", "2",
-                  "-config", cnf, "-extensions", "ext", "-CA", self.ca, "-CAkey", cakey],
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.certs = c
+        self.ca, self.key = f"{c}/ca.crt", f"{c}/leaf.key"
+        now = datetime.datetime.now(datetime.timezone.utc)
+        start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=2)
+
+        def name(cn):
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = name("stsguard bench cold-path CA")
+        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(start).not_valid_after(end)
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                             critical=True)
+              .sign(ca_key, hashes.SHA256()))
+        with open(self.ca, "wb") as f:
+            f.write(ca.public_bytes(serialization.Encoding.PEM))
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        with open(self.key, "wb") as f:
+            f.write(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+        for d in self.domains:
+            host = f"mta-sts.{d}"
+            leaf = (x509.CertificateBuilder().subject_name(name(host)).issuer_name(ca_name)
+                    .public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
+                    .not_valid_before(start).not_valid_after(end)
+                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+                    .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                                   critical=True)
+                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                    .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+                    .sign(ca_key, hashes.SHA256()))
+            with open(f"{c}/{host}.crt", "wb") as f:
+                f.write(leaf.public_bytes(serialization.Encoding.PEM))
+        # Both services trust what a real host trusts, the system's roots,
+        # plus the private CA: loading a store of that size is part of
+        # what a fetch may cost.
+        self.trust = f"{c}/trust.pem"
+        with open(self.trust, "wb") as out:
+            if os.path.exists(SYSTEM_BUNDLE):
+                with open(SYSTEM_BUNDLE, "rb") as f:
+                    out.write(f.read())
+            with open(self.ca, "rb") as f:
+                out.write(f.read())
 
     def write_dns(self):
         d = os.path.join(self.state, "dns")
@@ -242,7 +279,8 @@ http {{
     server {{
         listen {WWW_IP}:443 ssl;
         server_name ~^mta-sts\\.;
-        ssl_certificate {self.crt};
+        # Each policy host presents its own certificate (chosen by SNI).
+        ssl_certificate {self.certs}/$ssl_server_name.crt;
         ssl_certificate_key {self.key};
         root {self.state}/www;
         location = /.well-known/mta-sts.txt {{ }}
@@ -320,7 +358,7 @@ http {{
 
     def child_env(self):
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
-               "SSL_CERT_FILE": self.ca, "SSL_CERT_DIR": os.path.dirname(self.ca)}
+               "SSL_CERT_FILE": self.trust, "SSL_CERT_DIR": os.path.dirname(self.ca)}
         return env
 
 
@@ -441,7 +479,7 @@ def main():
 listen = inet:127.0.0.1:8461
 log_target = stderr
 dns_servers = {DNS_IP}
-tls_ca_file = {world.ca}
+tls_ca_file = {world.trust}
 policy_fetch_allow_private = yes
 fetch_concurrency = {args.fetch_concurrency}
 lookup_wait = 60s

@@ -1,9 +1,15 @@
 // https_fetcher.cc - the libcurl (OpenSSL) policy fetcher.  See
 // https_fetcher.h for the rules and failure codes.
 //
-// One easy handle per fetch: nothing is shared between fetches, so a
-// fetcher is as thread-safe as the DnsResolver it uses.  Every callback
-// is noexcept and reports through the Transfer it is given.
+// One easy handle per fetcher, reset before every fetch: its private
+// multi handle keeps the parsed CA store between fetches (libcurl's CA
+// cache, kCaStoreCacheSeconds), which spares a PEM parse of the whole
+// trust store per fetch.  Nothing else carries over: every fetch opens
+// a new connection (FRESH_CONNECT) and closes it (FORBID_REUSE), and
+// the previous fetch's pinned address is removed from the handle's DNS
+// cache by the next one, so the cache holds at most one entry.  So a
+// fetcher belongs to one thread at a time, as the adapters do.  Every
+// callback is noexcept and reports through the Transfer it is given.
 //
 // Host name check: curl's own check (CURLOPT_SSL_VERIFYHOST) falls back
 // to the subject CN when the certificate has no DNS SAN, which RFC 8461
@@ -153,9 +159,20 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
+// How long curl keeps a parsed CA store: a changed CA file is read
+// within this time, or at once by a restart.
+constexpr long kCaStoreCacheSeconds = 3600;
+
 class CurlFetcher final : public PolicyFetcher {
 public:
-    CurlFetcher(const FetchSettings& settings, DnsResolver& dns) : settings_(settings), dns_(dns) {}
+    CurlFetcher(const FetchSettings& settings, DnsResolver& dns) : settings_(settings), dns_(dns) {
+        // Without a compiled-in bundle the directory is the only system
+        // store: keep curl's default then (and parse it per fetch).
+        CurlEasyPtr probe(curl_easy_init());
+        char* bundle = nullptr;
+        default_ca_file_ = probe && curl_easy_getinfo(probe.get(), CURLINFO_CAINFO, &bundle) == CURLE_OK &&
+                           bundle != nullptr && *bundle != '\0';
+    }
 
     Lookup<FetchedPolicy> fetch(const DomainName& domain) override {
         const std::string host = domain.policy_host();
@@ -168,17 +185,27 @@ public:
             return addresses.failure();
         }
 
-        CurlEasyPtr curl(curl_easy_init());
-        if (!curl) {
-            return Failure::temp("https-error", "curl_easy_init failed");
+        if (!curl_) {
+            curl_.reset(curl_easy_init());
+            if (!curl_) {
+                return Failure::temp("https-error", "curl_easy_init failed");
+            }
+        } else {
+            curl_easy_reset(curl_.get());
         }
+        CURL* const curl = curl_.get();
+        // CURLOPT_RESOLVE entries never expire in curl's DNS cache: drop
+        // the previous fetch's pin before adding this one.
         CurlSlistPtr resolve;
-        if (!slist_append(resolve,
+        const std::string pin = host + ":" + std::to_string(settings_.port);
+        if ((!last_pin_.empty() && !slist_append(resolve, ("-" + last_pin_).c_str())) ||
+            !slist_append(resolve,
                           curl_resolve_entry(host, settings_.port, addresses.value()).c_str())) {
             return Failure::temp("https-error", "out of memory");
         }
+        last_pin_ = pin;
         Transfer t;
-        t.curl = curl.get();
+        t.curl = curl;
         t.host = host;
         t.max_bytes = settings_.max_bytes;
         char errbuf[CURL_ERROR_SIZE] = {};
@@ -189,7 +216,7 @@ public:
                 setup_error = std::string(what) + ": " + curl_easy_strerror(rc);
             }
         };
-#define STSGUARD_SETOPT(opt, value) check(curl_easy_setopt(curl.get(), opt, value), #opt)
+#define STSGUARD_SETOPT(opt, value) check(curl_easy_setopt(curl, opt, value), #opt)
         STSGUARD_SETOPT(CURLOPT_ERRORBUFFER, errbuf);
         STSGUARD_SETOPT(CURLOPT_URL, out.url.c_str());
         STSGUARD_SETOPT(CURLOPT_PROTOCOLS_STR, "https");
@@ -197,6 +224,11 @@ public:
         STSGUARD_SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
         STSGUARD_SETOPT(CURLOPT_HTTPGET, 1L);
         STSGUARD_SETOPT(CURLOPT_RESOLVE, resolve.get());
+        STSGUARD_SETOPT(CURLOPT_FRESH_CONNECT, 1L);
+        STSGUARD_SETOPT(CURLOPT_FORBID_REUSE, 1L);
+        // No TLS resumption either: every fetch sees and checks the
+        // certificate the server presents now.
+        STSGUARD_SETOPT(CURLOPT_SSL_SESSIONID_CACHE, 0L);
         STSGUARD_SETOPT(CURLOPT_NOSIGNAL, 1L);
         STSGUARD_SETOPT(CURLOPT_USERAGENT, "stsguard/" STSGUARD_VERSION);
         // 0 would mean "no timeout" to curl: never wait forever.
@@ -218,13 +250,19 @@ public:
         STSGUARD_SETOPT(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
         STSGUARD_SETOPT(CURLOPT_SSL_CTX_DATA, &t);
         // A configured CA file or directory replaces the system store
-        // rather than adding to it.
+        // rather than adding to it.  The system store is curl's CA bundle
+        // file alone (Debian: /etc/ssl/certs/ca-certificates.crt, built
+        // from the same certificates as the directory): curl caches a
+        // parsed store only when no CA directory is set.
         if (!settings_.ca_file.empty() || !settings_.ca_dir.empty()) {
             STSGUARD_SETOPT(CURLOPT_CAINFO,
                             settings_.ca_file.empty() ? nullptr : settings_.ca_file.c_str());
             STSGUARD_SETOPT(CURLOPT_CAPATH,
                             settings_.ca_dir.empty() ? nullptr : settings_.ca_dir.c_str());
+        } else if (default_ca_file_) {
+            STSGUARD_SETOPT(CURLOPT_CAPATH, nullptr);
         }
+        STSGUARD_SETOPT(CURLOPT_CA_CACHE_TIMEOUT, kCaStoreCacheSeconds);
         // "" disables the *_proxy environment variables.
         STSGUARD_SETOPT(CURLOPT_PROXY, settings_.proxy.c_str());
         if (settings_.proxy.empty()) {
@@ -237,7 +275,7 @@ public:
             return Failure::temp("https-error", "cannot set up libcurl: " + setup_error);
         }
 
-        const CURLcode rc = curl_easy_perform(curl.get());
+        const CURLcode rc = curl_easy_perform(curl);
 
         long status = 0;
         char* content_type = nullptr;
@@ -245,12 +283,12 @@ public:
         char* ip = nullptr;
         curl_off_t total_us = 0;
         long verify = X509_V_OK;
-        curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(curl.get(), CURLINFO_CONTENT_TYPE, &content_type);
-        curl_easy_getinfo(curl.get(), CURLINFO_REDIRECT_URL, &redirect);
-        curl_easy_getinfo(curl.get(), CURLINFO_PRIMARY_IP, &ip);
-        curl_easy_getinfo(curl.get(), CURLINFO_TOTAL_TIME_T, &total_us);
-        curl_easy_getinfo(curl.get(), CURLINFO_SSL_VERIFYRESULT, &verify);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &content_type);
+        curl_easy_getinfo(curl, CURLINFO_REDIRECT_URL, &redirect);
+        curl_easy_getinfo(curl, CURLINFO_PRIMARY_IP, &ip);
+        curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME_T, &total_us);
+        curl_easy_getinfo(curl, CURLINFO_SSL_VERIFYRESULT, &verify);
         if (t.verify_error != X509_V_OK) {
             verify = t.verify_error;
         }
@@ -315,6 +353,9 @@ private:
 
     FetchSettings settings_;
     DnsResolver& dns_;
+    CurlEasyPtr curl_;
+    std::string last_pin_;  // "host:port" pinned by the previous fetch
+    bool default_ca_file_ = false;
 };
 
 }  // namespace

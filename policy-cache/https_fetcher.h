@@ -25,6 +25,8 @@
 //   policy-too-large (perm)       body over max_bytes
 //   https-error                   anything else curl reports
 // Limits: connect_timeout, total_timeout, max_bytes (FetchSettings).
+// A fetcher keeps one curl handle (and with it the parsed CA store, for
+// up to an hour) across fetches: use it from one thread at a time.
 #pragma once
 
 #include <memory>

@@ -179,6 +179,7 @@ public:
         asked.push_back(host);
         return answer_;
     }
+    void set(Lookup<AddressAnswer> answer) { answer_ = std::move(answer); }
     std::vector<std::string> asked;
 
 private:
@@ -300,6 +301,16 @@ const std::string kPolicy =
     "version: STSv1\r\nmode: enforce\r\nmx: mx.example.test\r\nmax_age: 86400\r\n";
 const std::string kSan = "DNS:mta-sts.example.test";
 
+// Settings for the TLS server on 127.0.0.1 at `port`, trusting only `ca`.
+FetchSettings local_settings(int port, const TestCa& ca) {
+    FetchSettings s = fast_settings(port);
+    s.total_timeout = Seconds{5};
+    s.ca_file = ca.path();
+    return s;
+}
+
+const std::string kPlainOk = "Content-Type: text/plain\r\n";
+
 // Fetch from a TLS server on 127.0.0.1 presenting `leaf` (issued by ca).
 Lookup<FetchedPolicy> fetch_from(const TestCa& ca, const CertSpec& leaf,
                                  const std::string& response, std::size_t max_bytes = 65536,
@@ -309,9 +320,7 @@ Lookup<FetchedPolicy> fetch_from(const TestCa& ca, const CertSpec& leaf,
     X509Ptr cert = ca.issue(leaf, key.get());
     TlsServer server(cert.get(), key.get(), response);
     FakeDns dns(addrs({"127.0.0.1"}));
-    FetchSettings s = fast_settings(server.port());
-    s.total_timeout = Seconds{5};
-    s.ca_file = ca.path();
+    FetchSettings s = local_settings(server.port(), ca);
     s.max_bytes = max_bytes;
     auto r = make_curl_fetcher(s, dns)->fetch(test_domain());
     if (request) *request = server.request();
@@ -343,10 +352,58 @@ TEST_CASE("3.3: a valid policy is fetched with status, type, address, TLS versio
     CHECK(request.find("\r\nUser-Agent: stsguard/" STSGUARD_VERSION "\r\n") != std::string::npos);
 }
 
+TEST_CASE("3.3: a fetcher used again connects anew each time, to the addresses of that fetch only") {
+    https_global_init();
+    TestCa ca;
+    PkeyPtr key = new_key();
+    X509Ptr cert = ca.issue({"mta-sts.example.test", kSan}, key.get());
+    TlsServer server(cert.get(), key.get(),
+                     http_response("200 OK", kPlainOk, kPolicy));
+    FakeDns dns(addrs({"127.0.0.1"}));
+    auto fetcher = make_curl_fetcher(local_settings(server.port(), ca), dns);
+
+    auto first = fetcher->fetch(test_domain());
+    REQUIRE_MESSAGE(first.found(), (first.failed() ? first.failure().reason : ""));
+    auto second = fetcher->fetch(test_domain());
+    REQUIRE_MESSAGE(second.found(), (second.failed() ? second.failure().reason : ""));
+    CHECK(server.connections() == 2);  // no connection outlives its fetch
+
+    // The earlier pin to 127.0.0.1 must not survive: nothing listens on
+    // 127.0.0.2 at this port, so this fetch cannot succeed, and the
+    // server on 127.0.0.1 sees no third connection.
+    dns.set(addrs({"127.0.0.2"}));
+    auto moved = fetcher->fetch(test_domain());
+    REQUIRE(moved.failed());
+    CHECK(moved.failure().code == "https-connect");
+    CHECK(server.connections() == 2);
+}
+
+TEST_CASE("3.3: a fetcher used again checks every certificate: a good fetch does not excuse a bad one") {
+    https_global_init();
+    TestCa ca;
+    TestCa other("some other CA");
+    PkeyPtr key = new_key();
+    X509Ptr good = ca.issue({"mta-sts.example.test", kSan}, key.get());
+    X509Ptr untrusted = other.issue({"mta-sts.example.test", kSan}, key.get());
+    TlsServer server(good.get(), key.get(),
+                     http_response("200 OK", kPlainOk, kPolicy));
+    FakeDns dns(addrs({"127.0.0.1"}));
+    auto fetcher = make_curl_fetcher(local_settings(server.port(), ca), dns);
+
+    CHECK(fetcher->fetch(test_domain()).found());
+    server.use_certificate(untrusted.get(), key.get());
+    auto bad = fetcher->fetch(test_domain());
+    REQUIRE(bad.failed());
+    CHECK(bad.failure().code == "https-cert-invalid");
+    server.use_certificate(good.get(), key.get());
+    CHECK(fetcher->fetch(test_domain()).found());
+    CHECK(server.connections() == 3);
+}
+
 TEST_CASE("3.3: a certificate naming the host only in the CN is rejected (RFC 6125 6.4.4)") {
     TestCa ca;
     auto r = fetch_from(ca, {"mta-sts.example.test", ""},
-                        http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+                        http_response("200 OK", kPlainOk, kPolicy));
     REQUIRE(r.failed());
     CHECK(r.failure().code == "https-cert-invalid");
     CHECK_FALSE(r.failure().temporary());
@@ -356,7 +413,7 @@ TEST_CASE("3.3: a certificate naming the host only in the CN is rejected (RFC 61
 TEST_CASE("3.3: a certificate for another name is a permanent https-cert-invalid") {
     TestCa ca;
     auto r = fetch_from(ca, {"mta-sts.example.test", "DNS:www.example.test"},
-                        http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+                        http_response("200 OK", kPlainOk, kPolicy));
     REQUIRE(r.failed());
     CHECK(r.failure().code == "https-cert-invalid");
     CHECK(r.failure().reason.find("hostname mismatch") != std::string::npos);
@@ -365,10 +422,10 @@ TEST_CASE("3.3: a certificate for another name is a permanent https-cert-invalid
 TEST_CASE("3.3: a full-label wildcard matches; a partial-label wildcard does not") {
     TestCa ca;
     auto ok = fetch_from(ca, {"x", "DNS:*.example.test"},
-                         http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+                         http_response("200 OK", kPlainOk, kPolicy));
     CHECK(ok.found());
     auto partial = fetch_from(ca, {"x", "DNS:mta-*.example.test"},
-                              http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+                              http_response("200 OK", kPlainOk, kPolicy));
     REQUIRE(partial.failed());
     CHECK(partial.failure().code == "https-cert-invalid");
 }
@@ -376,7 +433,7 @@ TEST_CASE("3.3: a full-label wildcard matches; a partial-label wildcard does not
 TEST_CASE("3.3: an expired certificate is https-cert-invalid with OpenSSL's reason") {
     TestCa ca;
     auto r = fetch_from(ca, {"mta-sts.example.test", kSan, Validity::expired},
-                        http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+                        http_response("200 OK", kPlainOk, kPolicy));
     REQUIRE(r.failed());
     CHECK(r.failure().code == "https-cert-invalid");
     CHECK(r.failure().reason.find("certificate has expired") != std::string::npos);
@@ -390,12 +447,9 @@ Lookup<FetchedPolicy> fetch_signed_by(const TestCa& trusted, const TestCa& signe
     PkeyPtr key = new_key();
     X509Ptr cert = signer.issue({"mta-sts.example.test", kSan}, key.get());
     TlsServer server(cert.get(), key.get(),
-                     http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+                     http_response("200 OK", kPlainOk, kPolicy));
     FakeDns dns(addrs({"127.0.0.1"}));
-    FetchSettings s = fast_settings(server.port());
-    s.total_timeout = Seconds{5};
-    s.ca_file = trusted.path();
-    return make_curl_fetcher(s, dns)->fetch(test_domain());
+    return make_curl_fetcher(local_settings(server.port(), trusted), dns)->fetch(test_domain());
 }
 
 }  // namespace
@@ -425,7 +479,7 @@ TEST_CASE("3.3: a self-signed server certificate is https-cert-invalid") {
     PkeyPtr key = new_key();
     X509Ptr cert = make_cert({"mta-sts.example.test", kSan}, key.get(), nullptr, nullptr);
     TlsServer server(cert.get(), key.get(),
-                     http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy));
+                     http_response("200 OK", kPlainOk, kPolicy));
     FakeDns dns(addrs({"127.0.0.1"}));
     FetchSettings s = fast_settings(server.port());
     s.total_timeout = Seconds{5};
@@ -520,7 +574,7 @@ TEST_CASE("3.3: a server offering only TLS 1.1 is a temporary https-tls") {
     PkeyPtr key = new_key();
     X509Ptr cert = ca.issue({"mta-sts.example.test", kSan}, key.get());
     TlsServer server(cert.get(), key.get(),
-                     http_response("200 OK", "Content-Type: text/plain\r\n", kPolicy),
+                     http_response("200 OK", kPlainOk, kPolicy),
                      TlsServer::Options{TLS1_1_VERSION});
     FakeDns dns(addrs({"127.0.0.1"}));
     FetchSettings s = fast_settings(server.port());

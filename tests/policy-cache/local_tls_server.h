@@ -175,6 +175,14 @@ public:
         close(fd_);
     }
     int port() const { return port_; }
+    // Connections accepted so far (TLS handshake or not).
+    int connections() const { return connections_; }
+    // Present another certificate from the next connection on.
+    void use_certificate(X509* cert, EVP_PKEY* key) {
+        std::lock_guard l(m_);
+        REQUIRE(SSL_CTX_use_certificate(ctx_.get(), cert) == 1);
+        REQUIRE(SSL_CTX_use_PrivateKey(ctx_.get(), key) == 1);
+    }
     std::string request() const {
         std::lock_guard l(m_);
         return request_;
@@ -194,6 +202,7 @@ private:
             if (poll(&p, 1, 50) <= 0) continue;
             const int c = accept(fd_, nullptr, nullptr);
             if (c < 0) continue;
+            ++connections_;
             timeval tv{2, 0};
             setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
             setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -203,7 +212,11 @@ private:
     }
 
     void handle(int c) {
-        SslPtr ssl(SSL_new(ctx_.get()));
+        SslPtr ssl;
+        {
+            std::lock_guard l(m_);
+            ssl.reset(SSL_new(ctx_.get()));
+        }
         if (!ssl) return;
         SSL_set_fd(ssl.get(), c);
         if (SSL_accept(ssl.get()) != 1) return;  // e.g. the client refused our certificate
@@ -234,6 +247,7 @@ private:
     int fd_ = -1;
     int port_ = 0;
     std::atomic<bool> stop_{false};
+    std::atomic<int> connections_{0};
     mutable std::mutex m_;
     std::string request_;
     std::thread thread_;
