@@ -302,9 +302,11 @@ std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainNam
     rec.last_outcome.kind = static_cast<OutcomeKind>(kind);
     rec.policy.max_age = Seconds{max_age};
 
-    std::string domain, id;
-    if (!r.str(domain, 1, kMaxHostName, "domain")) return bad(r.why());
-    if (domain != key.str()) return bad("stored under the wrong key (it names \"" + domain + "\")");
+    std::string_view domain;
+    std::string id;
+    if (!r.take(domain, 1, kMaxHostName, "domain")) return bad(r.why());
+    if (domain != key.str())
+        return bad("stored under the wrong key (it names \"" + std::string(domain) + "\")");
     if (!r.str(id, 1, kMaxIdLength, "policy id")) return bad(r.why());
     if (!id.empty()) {
         if (!valid_policy_id(id)) return bad("policy id is not 1-32 letters and digits");

@@ -162,7 +162,36 @@ bool valid_utf8(std::string_view text) {
     return true;
 }
 
+bool DomainName::is_normal_form(std::string_view t) {
+    if (t.empty() || t.size() > kMaxName) return false;
+    if (t.front() >= '0' && t.front() <= '9') return false;  // maybe an IPv4 literal
+    std::size_t start = 0;
+    bool digits_only = true;
+    for (std::size_t i = 0;; ++i) {
+        if (i == t.size() || t[i] == '.') {
+            const std::size_t len = i - start;
+            if (len == 0 || len > kMaxLabel) return false;
+            if (t[start] == '-' || t[i - 1] == '-') return false;
+            if (len >= 4 && t.compare(start, 4, "xn--") == 0) return false;
+            if (i == t.size()) return !digits_only;
+            start = i + 1;
+            digits_only = true;
+            continue;
+        }
+        const char c = t[i];
+        if ((c >= 'a' && c <= 'z') || c == '-' || c == '_')
+            digits_only = false;
+        else if (c < '0' || c > '9')
+            return false;
+    }
+}
+
 std::optional<DomainName> DomainName::parse(std::string_view text, std::string* why) {
+    if (is_normal_form(text)) return DomainName(std::string(text));
+    return parse_general(text, why);
+}
+
+std::optional<DomainName> DomainName::parse_general(std::string_view text, std::string* why) {
     if (text.empty()) {
         fail(why, "empty name");
         return std::nullopt;

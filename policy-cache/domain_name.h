@@ -25,6 +25,20 @@ public:
     // is non-null, a reason naming the offending part.
     static std::optional<DomainName> parse(std::string_view text, std::string* why = nullptr);
 
+    // True if text is a name that parse() returns unchanged and that needs
+    // none of its slower checks: lower-case letters, digits, '-' and '_'
+    // in labels of 1-63 octets, at most 253 octets, no root dot, no A-label
+    // ("xn--": libidn2 must check it), not starting with a digit (inet_aton
+    // must rule out an address) and no all-numeric last label.  Postfix
+    // keys and cached names are nearly always like this, so parse() and
+    // the MX matcher take it as a shortcut.
+    static bool is_normal_form(std::string_view text);
+
+    // parse() without that shortcut: every name through every check.
+    // parse(t) and parse_general(t) agree for every t (tested).
+    static std::optional<DomainName> parse_general(std::string_view text,
+                                                   std::string* why = nullptr);
+
     const std::string& str() const { return name_; }
     bool operator==(const DomainName& o) const { return name_ == o.name_; }
     bool operator<(const DomainName& o) const { return name_ < o.name_; }

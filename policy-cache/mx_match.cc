@@ -187,18 +187,31 @@ MxMatch match_mx(std::string_view pattern, std::string_view host) {
     return m;
 }
 
+bool mx_pattern_usable(std::string_view pattern) {
+    const std::string_view domain = pattern.rfind("*.", 0) == 0 ? pattern.substr(2) : pattern;
+    // Normal form rules out every error check_mx_pattern knows except '_',
+    // which host names may hold but MX patterns may not.
+    if (DomainName::is_normal_form(domain) && domain.find('_') == std::string_view::npos) return true;
+    return !has_errors(check_mx_pattern(pattern));
+}
+
 std::vector<std::string_view> usable_mx_patterns(const std::vector<std::string>& patterns) {
     std::vector<std::string_view> out;
     out.reserve(patterns.size());
     for (const auto& pat : patterns)
-        if (!has_errors(check_mx_pattern(pat))) out.emplace_back(pat);
+        if (mx_pattern_usable(pat)) out.emplace_back(pat);
     return out;
 }
 
 bool mx_allowed_checked(const std::vector<std::string_view>& usable, std::string_view host) {
-    const auto h = DomainName::parse(host);
-    if (!h) return false;
-    const std::string_view name = h->str();
+    // Cached MX hosts are stored in normal form: no copy for those.
+    std::optional<DomainName> parsed;
+    std::string_view name = host;
+    if (!DomainName::is_normal_form(host)) {
+        parsed = DomainName::parse(host);
+        if (!parsed) return false;
+        name = parsed->str();
+    }
     const auto dot = name.find('.');
     for (const std::string_view p : usable) {
         if (p.size() > 2 && p[0] == '*' && p[1] == '.') {

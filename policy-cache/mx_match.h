@@ -37,6 +37,9 @@ bool mx_allowed(const std::vector<std::string>& patterns, std::string_view host)
 // usable_mx_patterns() keeps the patterns that pass check_mx_pattern (views
 // into `patterns`, which must outlive them); mx_allowed_checked() matches.
 std::vector<std::string_view> usable_mx_patterns(const std::vector<std::string>& patterns);
+// !has_errors(check_mx_pattern(pattern)), without building findings for
+// the common case of a lower-case pattern in normal form (tested equal).
+bool mx_pattern_usable(std::string_view pattern);
 bool mx_allowed_checked(const std::vector<std::string_view>& usable, std::string_view host);
 
 }  // namespace stsguard

@@ -13,7 +13,7 @@ DomainView view_of(const std::optional<CacheRecord>& rec, const Assessment& a, c
             if (rec->mx_expires_at != UnixTime{}) {
                 // Serve a stale MX set while a refresh runs: MX sets change
                 // rarely, and the certificate check still binds to the policy.
-                v.mx_hosts = rec->mx_hosts;
+                v.mx_hosts = &rec->mx_hosts;
             } else {
                 v.mx_failure = "MX set of " + rec->domain.str() + " not known yet (lookup failed or pending)";
             }

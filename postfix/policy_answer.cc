@@ -5,7 +5,8 @@
 namespace stsguard {
 namespace {
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
+template <class Strings>
+std::string join(const Strings& v, const char* sep) {
     std::string out;
     for (const auto& s : v) {
         if (!out.empty()) out += sep;
@@ -74,10 +75,11 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
         return {SocketmapReply::temp("MTA-STS: MX lookup for " + domain.str() + " failed: " + view.mx_failure),
                 "mx-lookup-failed", "policy " + mode + ", MX lookup failed: " + view.mx_failure};
     }
-    std::vector<std::string> approved;
+    std::vector<std::string_view> approved;
+    approved.reserve(view.mx_hosts->size());
     const auto usable = usable_mx_patterns(p.mx);  // checked once, not once per host
     for (const auto& host : *view.mx_hosts)
-        if (mx_allowed_checked(usable, host)) approved.push_back(host);
+        if (mx_allowed_checked(usable, host)) approved.emplace_back(host);
     if (approved.empty()) {
         std::string why = "no MX host of " + domain.str() + " (" +
                           (view.mx_hosts->empty() ? std::string("none") : join(*view.mx_hosts, ", ")) +

@@ -58,8 +58,10 @@ struct DomainView {
     const Policy* policy = nullptr;          // set for State::policy
     Seconds remaining{0};                    // policy lifetime left
     // The domain's MX hosts (lower case, no trailing dot), for exact
-    // matching; nullopt when the MX lookup failed (mx_failure says why).
-    std::optional<std::vector<std::string>> mx_hosts;
+    // matching; null when the MX lookup failed (mx_failure says why).
+    // Points into the record (or list) the view was made from, as policy
+    // does: the hot path answers without copying them.
+    const std::vector<std::string>* mx_hosts = nullptr;
     std::string mx_failure;
     std::string failure_code;                // for temp_failure / no_policy
     std::string failure_reason;

@@ -57,14 +57,14 @@ PolicyService::PolicyService(PolicyStore& store, DiscoveryPool& pool, const Cloc
     : store_(store), pool_(pool), clock_(clock), loop_(loop), settings_(std::move(settings)), log_(log),
       metrics_(metrics), explain_(settings_.log_decisions == DecisionLog::on ? Explain::yes : Explain::no) {}
 
-void PolicyService::reply(const DomainName* domain, const std::string& key, const Answer& a, const char* cache,
+void PolicyService::reply(const DomainName* domain, const std::string& key, Answer a, const char* cache,
                           std::chrono::steady_clock::time_point t0, const ReplyFn& done) {
     const char* kind = reply_kind(a.reply);
     metrics_.count_lookup(kind, a.why_code, std::chrono::steady_clock::now() - t0);
     if (settings_.log_decisions == DecisionLog::on)
         log_.info((domain ? domain->str() : key) + ": answer=" + kind + " reason=" + a.why_code + " cache=" +
                   cache + " (" + a.why + ")");
-    done(a.reply);
+    done(std::move(a.reply));
 }
 
 void PolicyService::handle(const SocketmapRequest& req, ReplyFn done) {

@@ -68,7 +68,7 @@ public:
     void flush_last_used();
 
 private:
-    void reply(const DomainName* domain, const std::string& key, const Answer& a, const char* cache,
+    void reply(const DomainName* domain, const std::string& key, Answer a, const char* cache,
                std::chrono::steady_clock::time_point t0, const ReplyFn& done);
     void discover_now(const DomainName& d, const MapSettings& map, std::chrono::steady_clock::time_point t0,
                       ReplyFn done);

@@ -4,11 +4,15 @@
 
 namespace stsguard {
 
-void ServiceMetrics::count_lookup(const std::string& reply, const std::string& reason,
+void ServiceMetrics::count_lookup(std::string_view reply, std::string_view reason,
                                   std::chrono::nanoseconds latency) {
     double s = std::chrono::duration<double>(latency).count();
     std::lock_guard<std::mutex> l(mu_);
-    ++lookups_[{reply, reason}];
+    auto r = lookups_.find(reply);
+    if (r == lookups_.end()) r = lookups_.emplace(std::string(reply), Reasons{}).first;
+    auto c = r->second.find(reason);
+    if (c == r->second.end()) c = r->second.emplace(std::string(reason), 0).first;
+    ++c->second;
     for (std::size_t i = 0; i < kLatencyBucketsSeconds.size(); ++i)
         if (s <= kLatencyBucketsSeconds[i]) ++buckets_[i];
     ++latency_count_;
@@ -25,7 +29,8 @@ void ServiceMetrics::count_discovery(const std::string& outcome) {
 std::uint64_t ServiceMetrics::lookups_total() const {
     std::lock_guard<std::mutex> l(mu_);
     std::uint64_t n = 0;
-    for (const auto& [k, v] : lookups_) n += v;
+    for (const auto& [reply, reasons] : lookups_)
+        for (const auto& [reason, count] : reasons) n += count;
     return n;
 }
 
@@ -34,8 +39,9 @@ std::string ServiceMetrics::render(const GaugeSnapshot& g) const {
     std::lock_guard<std::mutex> l(mu_);
     o << "# HELP stsguard_lookups_total Socketmap lookups by reply and reason.\n"
          "# TYPE stsguard_lookups_total counter\n";
-    for (const auto& [k, v] : lookups_)
-        o << "stsguard_lookups_total{reply=\"" << k.first << "\",reason=\"" << k.second << "\"} " << v << "\n";
+    for (const auto& [reply, reasons] : lookups_)
+        for (const auto& [reason, count] : reasons)
+            o << "stsguard_lookups_total{reply=\"" << reply << "\",reason=\"" << reason << "\"} " << count << "\n";
     o << "# HELP stsguard_cache_lookups_total Cache lookups by result.\n"
          "# TYPE stsguard_cache_lookups_total counter\n"
       << "stsguard_cache_lookups_total{result=\"hit\"} " << hits_.load() << "\n"

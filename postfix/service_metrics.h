@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 namespace stsguard {
 
@@ -33,7 +34,7 @@ struct GaugeSnapshot {
 class ServiceMetrics {
 public:
     // reply: "OK" | "NOTFOUND" | "TEMP" | "PERM"; reason: a why_code.
-    void count_lookup(const std::string& reply, const std::string& reason, std::chrono::nanoseconds latency);
+    void count_lookup(std::string_view reply, std::string_view reason, std::chrono::nanoseconds latency);
     void count_cache(bool hit);
     void count_discovery(const std::string& outcome);  // discovery reason code
     std::string render(const GaugeSnapshot& gauges) const;
@@ -42,7 +43,9 @@ public:
 
 private:
     mutable std::mutex mu_;
-    std::map<std::pair<std::string, std::string>, std::uint64_t> lookups_;
+    // reply -> reason -> count; looked up by string_view, no copies per lookup.
+    using Reasons = std::map<std::string, std::uint64_t, std::less<>>;
+    std::map<std::string, Reasons, std::less<>> lookups_;
     std::map<std::string, std::uint64_t> discoveries_;
     std::array<std::uint64_t, kLatencyBucketsSeconds.size()> buckets_{};
     std::uint64_t latency_count_ = 0;

@@ -3,7 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <string>
+
+#include "tests/test_random.h"
 
 using namespace stsguard;
 
@@ -141,6 +144,47 @@ TEST_CASE("DomainName: owner names derive from the normal form") {
 TEST_CASE("DomainName: why may be null") {
     CHECK_FALSE(DomainName::parse("", nullptr));
     CHECK_FALSE(DomainName::parse("a..b", nullptr));
+}
+
+TEST_CASE("DomainName: the normal-form shortcut takes only names parse() keeps unchanged") {
+    for (const char* yes : {"example.com", "mx1.d0000908.bench.test", "_mta-sts.example.com",
+                            "a-b.c_d.example", "x", "www.example.c0m"})
+        CHECK_MESSAGE(DomainName::is_normal_form(yes), yes);
+    // Each needs a full check: case, root dot, A-label, address, numeric TLD,
+    // empty or over-long labels, hyphens at the edges, other characters.
+    for (const char* no : {"", "Example.com", "example.com.", "xn--bcher-kva.example",
+                           "1.2.3.4", "0x7f.1", "4example.com", "example.123", "a..b", ".a",
+                           "-a.example", "a-.example", "a b.example", "a:b", "b\xc3\xbc" "cher.example"})
+        CHECK_FALSE_MESSAGE(DomainName::is_normal_form(no), no);
+    CHECK(DomainName::is_normal_form(std::string(63, 'a') + ".example"));
+    CHECK_FALSE(DomainName::is_normal_form(std::string(64, 'a') + ".example"));
+    std::string long_name;
+    while (long_name.size() < 250) long_name += "abcdefghi.";
+    long_name.resize(253);
+    if (long_name.back() == '.') long_name.back() = 'x';
+    CHECK(DomainName::is_normal_form(long_name) == DomainName::parse_general(long_name).has_value());
+    CHECK_FALSE(DomainName::is_normal_form(long_name + "x"));
+}
+
+TEST_CASE("DomainName: parse() with the shortcut agrees with the full parse on every input") {
+    // Random strings over pieces that reach every rule: case, digits, '-',
+    // '_', dots, "xn--", a space and a non-ASCII character.  Fixed seed.
+    const std::string_view pieces[] = {"a", "b", "x", "n", "z", "0", "9", "-", "_", ".",
+                                       ".", "A", " ", "xn--", "\xc3\xa9"};
+    stsguard_test::TestRandom random(12345);
+    int shortcut = 0;
+    for (int n = 0; n < 200000; ++n) {
+        const std::string s = random.string(pieces, 12);
+        const auto fast = DomainName::parse(s);
+        const auto full = DomainName::parse_general(s);
+        REQUIRE_MESSAGE(fast.has_value() == full.has_value(), s);
+        if (fast) REQUIRE_MESSAGE(fast->str() == full->str(), s);
+        if (DomainName::is_normal_form(s)) {
+            ++shortcut;
+            REQUIRE_MESSAGE((full && full->str() == s), s);
+        }
+    }
+    CHECK(shortcut > 1000);  // the generator does reach the shortcut
 }
 
 TEST_CASE("valid_utf8: well-formed sequences pass, malformed ones fail") {

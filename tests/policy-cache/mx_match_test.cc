@@ -4,8 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "tests/test_random.h"
 
 using namespace stsguard;
 
@@ -279,4 +282,23 @@ TEST_CASE("4.1: mx_allowed_checked decides exactly as match_mx for every pattern
         for (const auto& pat : patterns) any = any || match_mx(pat, host).verdict == MxVerdict::match;
         CHECK_MESSAGE(mx_allowed_checked(usable, host) == any, host);
     }
+}
+
+TEST_CASE("3.2: mx_pattern_usable agrees with check_mx_pattern on every pattern") {
+    // Fixed table of the cases the shortcut must hand to the full check...
+    for (const char* p : {"mx.example.com", "*.example.com", "MX.example.com", "mx_1.example.com",
+                          "*.mx_1.example", "mx.example.com.", "*example.com", "*.", "", "a..b",
+                          "-mx.example", "xn--bcher-kva.example", "1.2.3.4", "example"})
+        CHECK_MESSAGE(mx_pattern_usable(p) == !has_errors(check_mx_pattern(p)), p);
+    // ...and random ones over an alphabet that reaches every rule.  Fixed seed.
+    const std::string_view pieces[] = {"a", "b", "x", "n", "0", "9", "-", "_", ".", "*", "A", " "};
+    stsguard_test::TestRandom random(777);
+    int usable = 0;
+    for (int n = 0; n < 100000; ++n) {
+        const std::string p = (random.below(4) == 0 ? "*." : "") + random.string(pieces, 10);
+        const bool want = !has_errors(check_mx_pattern(p));
+        REQUIRE_MESSAGE(mx_pattern_usable(p) == want, p);
+        usable += want;
+    }
+    CHECK(usable > 1000);
 }

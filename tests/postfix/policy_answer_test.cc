@@ -57,6 +57,7 @@ TEST_CASE("golden: socketmap replies for every policy state and map setting") {
         p.version = "STSv1";
         p.max_age = Seconds{604800};
         DomainView v;
+        std::vector<std::string> hosts;
         std::string state = trim(c[5]);
         if (state == "policy") {
             v.state = DomainView::State::policy;
@@ -66,7 +67,10 @@ TEST_CASE("golden: socketmap replies for every policy state and map setting") {
             v.remaining = Seconds{86400};
             std::string mx = trim(c[8]);
             if (mx == "FAIL") v.mx_failure = "dns-servfail";
-            else v.mx_hosts = list(mx);
+            else {
+                hosts = list(mx);
+                v.mx_hosts = &hosts;
+            }
         } else if (state == "temp_failure") {
             v.state = DomainView::State::temp_failure;
             v.failure_code = "dns-servfail";
@@ -98,7 +102,8 @@ TEST_CASE("answer: the reason for a no-MX-match names the MX hosts and the patte
     DomainView v;
     v.state = DomainView::State::policy;
     v.policy = &p;
-    v.mx_hosts = std::vector<std::string>{"mx.rogue.test"};
+    const std::vector<std::string> hosts{"mx.rogue.test"};
+    v.mx_hosts = &hosts;
     Answer a = decide_answer(*DomainName::parse("mxname-vs-cert.test"), v, MapSettings{});
     CHECK(a.reply.kind == SocketmapReply::Kind::temp);
     CHECK(a.why_code == "no-mx-match");
@@ -115,7 +120,8 @@ TEST_CASE("answer: Explain::no gives the same reply and reason code, without the
     DomainView v;
     v.state = DomainView::State::policy;
     v.policy = &p;
-    v.mx_hosts = std::vector<std::string>{"mx1.example.test", "a.b.example.test", "mx9.other.test"};
+    const std::vector<std::string> hosts{"mx1.example.test", "a.b.example.test", "mx9.other.test"};
+    v.mx_hosts = &hosts;
     const auto d = *DomainName::parse("example.test");
     for (MxMatchMode m : {MxMatchMode::exact, MxMatchMode::patterns}) {
         MapSettings map;
