@@ -260,13 +260,13 @@ std::optional<std::string> encode_record(const CacheRecord& r, std::string* why)
     return std::move(w.out());
 }
 
-std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainName& key,
-                                         std::string* why, RecordFields fields) {
+bool decode_record_into(std::string_view bytes, const DomainName& key, CacheRecord& rec,
+                        std::string* why, RecordFields fields) {
     const bool all = fields == RecordFields::all;
     constexpr std::size_t k16 = std::numeric_limits<std::uint16_t>::max();
-    auto bad = [&](std::string reason) -> std::optional<CacheRecord> {
+    auto bad = [&](std::string reason) {
         if (why) *why = "record of " + key.str() + ": " + std::move(reason);
-        return std::nullopt;
+        return false;
     };
     Reader r(bytes);
     std::uint8_t format = 0, state = 0, mode = 0, kind = 0;
@@ -277,7 +277,7 @@ std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainNam
                                            : " is not supported (expected ") +
                    std::to_string(kRecordFormat) + ")");
 
-    CacheRecord rec(key);
+    rec.domain = key;
     std::int64_t max_age = 0;
     r.u8(state, "state");
     r.u8(mode, "mode");
@@ -302,15 +302,15 @@ std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainNam
     rec.last_outcome.kind = static_cast<OutcomeKind>(kind);
     rec.policy.max_age = Seconds{max_age};
 
-    std::string_view domain;
-    std::string id;
+    std::string_view domain, id;
     if (!r.take(domain, 1, kMaxHostName, "domain")) return bad(r.why());
     if (domain != key.str())
         return bad("stored under the wrong key (it names \"" + std::string(domain) + "\")");
-    if (!r.str(id, 1, kMaxIdLength, "policy id")) return bad(r.why());
+    if (!r.take(id, 1, kMaxIdLength, "policy id")) return bad(r.why());
+    rec.policy_id.reset();
     if (!id.empty()) {
         if (!valid_policy_id(id)) return bad("policy id is not 1-32 letters and digits");
-        rec.policy_id = PolicyId(std::move(id));
+        rec.policy_id = PolicyId(std::string(id));
     }
     r.str(rec.policy.version, 1, 255, "policy version");
 
@@ -326,6 +326,7 @@ std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainNam
             for (auto& [k, v] : rec.policy.extensions)
                 if (!r.str(k, 2, k16, "extension key") || !r.str(v, 2, k16, "extension value")) break;
         } else {
+            rec.policy.extensions.clear();
             for (std::size_t i = 0; i < n; ++i)
                 if (!r.skip_str(2, k16, "extension key") || !r.skip_str(2, k16, "extension value")) break;
         }
@@ -339,11 +340,18 @@ std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainNam
     }
     if (all)
         r.str(rec.policy_body, 4, kMaxPolicyBytes, "policy body");
-    else
-        r.skip_str(4, kMaxPolicyBytes, "policy body");
+    else if (r.skip_str(4, kMaxPolicyBytes, "policy body"))
+        rec.policy_body.clear();
     if (!r.ok()) return bad(r.why());
     if (r.left() != 0)
         return bad(std::to_string(r.left()) + " unexpected bytes after the last field");
+    return true;
+}
+
+std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainName& key,
+                                         std::string* why, RecordFields fields) {
+    CacheRecord rec(key);
+    if (!decode_record_into(bytes, key, rec, why, fields)) return std::nullopt;
     return rec;
 }
 

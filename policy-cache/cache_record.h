@@ -97,4 +97,11 @@ std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainNam
                                          std::string* why = nullptr,
                                          RecordFields fields = RecordFields::all);
 
+// decode_record() into an existing record, replacing every field and
+// reusing its strings' and lists' storage (the serve hot path decodes one
+// record per request without allocating).  On false, *why says why and
+// `into` holds a partial record that must not be used.
+bool decode_record_into(std::string_view bytes, const DomainName& key, CacheRecord& into,
+                        std::string* why = nullptr, RecordFields fields = RecordFields::all);
+
 }  // namespace stsguard

@@ -280,6 +280,15 @@ std::optional<Failure> PolicyStore::adopt_map_size() const {
 // ---- reads -------------------------------------------------------------
 
 Lookup<CacheRecord> PolicyStore::get(const DomainName& domain, RecordFields fields) const {
+    CacheRecord rec(domain);
+    auto r = read_into(domain, fields, rec);
+    if (r.found()) return rec;
+    if (r.not_found()) return r.not_found_info();
+    return r.failure();
+}
+
+Lookup<std::monostate> PolicyStore::read_into(const DomainName& domain, RecordFields fields,
+                                              CacheRecord& into) const {
     for (int attempt = 0;; ++attempt) {
         int rc = 0;
         {
@@ -291,10 +300,10 @@ Lookup<CacheRecord> PolicyStore::get(const DomainName& domain, RecordFields fiel
                 rc = txn.get(policies_, domain.str(), raw);
                 if (rc == 0) {
                     std::string why;
-                    std::optional<CacheRecord> rec = decode_record(raw, domain, &why, fields);
+                    const bool ok = decode_record_into(raw, domain, into, &why, fields);
                     pool_.release(std::move(txn));
-                    if (!rec) return record_corrupt(domain, why);
-                    return std::move(*rec);
+                    if (!ok) return record_corrupt(domain, why);
+                    return std::monostate{};
                 }
                 pool_.release(std::move(txn));
                 if (rc == MDB_NOTFOUND) return NotFound{"no cache record for " + domain.str()};

@@ -64,6 +64,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "policy-cache/cache_record.h"
@@ -129,6 +130,12 @@ public:
     // NotFound if the domain has no record.  RecordFields::for_answer
     // skips the policy body and extensions (the serve hot path).
     Lookup<CacheRecord> get(const DomainName& domain, RecordFields fields = RecordFields::all) const;
+    // get() into `into`, reusing its storage (decode_record_into): the
+    // serve hot path reads a record per request without allocating.
+    // Found: `into` holds the record.  Otherwise the same NotFound or
+    // Failure as get(), and `into` must not be used.
+    Lookup<std::monostate> read_into(const DomainName& domain, RecordFields fields,
+                                     CacheRecord& into) const;
 
     std::optional<Failure> put(const CacheRecord& rec);
     // All or nothing, in one write transaction (import).  Keep batches to

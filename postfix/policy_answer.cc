@@ -6,12 +6,19 @@ namespace stsguard {
 namespace {
 
 template <class Strings>
+void append_joined(std::string& out, const Strings& v, const char* sep) {
+    bool first = true;
+    for (const auto& s : v) {
+        if (!first) out += sep;
+        out += s;
+        first = false;
+    }
+}
+
+template <class Strings>
 std::string join(const Strings& v, const char* sep) {
     std::string out;
-    for (const auto& s : v) {
-        if (!out.empty()) out += sep;
-        out += s;
-    }
+    append_joined(out, v, sep);
     return out;
 }
 
@@ -95,7 +102,14 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
         }
         return {SocketmapReply::temp("MTA-STS: " + why), "no-mx-match", why};
     }
-    std::string text = "secure match=" + join(approved, ":") + " servername=hostname";
+    // Sized once: this is the reply to nearly every lookup.
+    std::size_t size = sizeof "secure match= servername=hostname";
+    for (const auto h : approved) size += h.size() + 1;
+    std::string text;
+    text.reserve(size);
+    text += "secure match=";
+    append_joined(text, approved, ":");
+    text += " servername=hostname";
     if (attrs) text += sts_attributes(domain, p, view.remaining, nullptr);
     return {SocketmapReply::ok(std::move(text)), mode,
             explained ? "policy " + mode + ", approved MX " + join(approved, ", ") : std::string()};

@@ -57,49 +57,64 @@ PolicyService::PolicyService(PolicyStore& store, DiscoveryPool& pool, const Cloc
     : store_(store), pool_(pool), clock_(clock), loop_(loop), settings_(std::move(settings)), log_(log),
       metrics_(metrics), explain_(settings_.log_decisions == DecisionLog::on ? Explain::yes : Explain::no) {}
 
-void PolicyService::reply(const DomainName* domain, const std::string& key, Answer a, const char* cache,
-                          std::chrono::steady_clock::time_point t0, const ReplyFn& done) {
+SocketmapReply PolicyService::finish(const DomainName* domain, const std::string& key, Answer a,
+                                    const char* cache, std::chrono::steady_clock::time_point t0) {
     const char* kind = reply_kind(a.reply);
     metrics_.count_lookup(kind, a.why_code, std::chrono::steady_clock::now() - t0);
     if (settings_.log_decisions == DecisionLog::on)
         log_.info((domain ? domain->str() : key) + ": answer=" + kind + " reason=" + a.why_code + " cache=" +
                   cache + " (" + a.why + ")");
-    done(std::move(a.reply));
+    return std::move(a.reply);
 }
 
-void PolicyService::handle(const SocketmapRequest& req, ReplyFn done) {
+SocketmapHandler::Answered PolicyService::answer_now(const SocketmapRequest& req, SocketmapReply& out) {
     const auto t0 = std::chrono::steady_clock::now();
     const MapSettings& map = settings_.map_for(req.map_name);
     KeyClass k = classify_key(req.key);
     if (k.kind != KeyClass::Kind::domain) {
         if (k.kind == KeyClass::Kind::invalid) log_.warning("request key '" + req.key + "': " + k.why);
-        reply(nullptr, req.key, Answer{SocketmapReply::notfound(), k.kind == KeyClass::Kind::invalid ? "invalid-key" : "not-a-domain", k.why},
-              "none", t0, done);
-        return;
+        out = finish(nullptr, req.key,
+                     Answer{SocketmapReply::notfound(), k.kind == KeyClass::Kind::invalid ? "invalid-key" : "not-a-domain",
+                            k.why},
+                     "none", t0);
+        return Answered::now;
     }
     const DomainName& d = *k.domain;
-    std::optional<CacheRecord> rec;
-    auto got = store_.get(d, RecordFields::for_answer);
-    if (got.found()) {
-        rec = std::move(got.value());
-    } else if (got.failed() && loop_.now() - last_store_warning_ > std::chrono::seconds(10)) {
-        last_store_warning_ = loop_.now();
-        log_.warning("cache read for " + d.str() + ": " + got.failure().reason);
+    // One record decoded per request, into storage kept between requests.
+    std::optional<CacheRecord>& rec = scratch_;
+    if (!rec) rec.emplace(d);
+    auto got = store_.read_into(d, RecordFields::for_answer, *rec);
+    if (!got.found()) {
+        rec.reset();
+        if (got.failed() && loop_.now() - last_store_warning_ > std::chrono::seconds(10)) {
+            last_store_warning_ = loop_.now();
+            log_.warning("cache read for " + d.str() + ": " + got.failure().reason);
+        }
     }
     const UnixTime now = clock_.now();
-    if (last_use_worth_recording(rec, now)) used_[d.str()] = now;
     Assessment a = assess(rec, now);
     // A policy whose MX set was never read cannot be answered exactly.
     const bool mx_unknown = a.use == Assessment::Use::policy && map.mx_match == MxMatchMode::exact &&
                             rec->mx_expires_at == UnixTime{} && rec->policy.mode != Mode::none;
-    if (a.refresh != Assessment::Refresh::now && !mx_unknown) {
-        metrics_.count_cache(true);
-        reply(&d, req.key, decide_answer(d, view_of(rec, a), map, explain_), "hit", t0, done);
-        if (a.refresh == Assessment::Refresh::background || a.mx_stale) pool_.submit(d, nullptr);
+    if (last_use_worth_recording(rec, now)) used_[d.str()] = now;
+    if (a.refresh == Assessment::Refresh::now || mx_unknown) return Answered::later;
+    metrics_.count_cache(true);
+    out = finish(&d, req.key, decide_answer(d, view_of(rec, a), map, explain_), "hit", t0);
+    if (a.refresh == Assessment::Refresh::background || a.mx_stale) pool_.submit(d, nullptr);
+    return Answered::now;
+}
+
+void PolicyService::handle(const SocketmapRequest& req, ReplyFn done) {
+    SocketmapReply r;
+    if (answer_now(req, r) == Answered::now) {
+        done(std::move(r));
         return;
     }
+    // answer_now() said later only for a domain it must discover first.
+    const auto t0 = std::chrono::steady_clock::now();
+    const KeyClass k = classify_key(req.key);
     metrics_.count_cache(false);
-    discover_now(d, map, t0, std::move(done));
+    discover_now(*k.domain, settings_.map_for(req.map_name), t0, std::move(done));
 }
 
 void PolicyService::discover_now(const DomainName& d, const MapSettings& map,
@@ -121,8 +136,8 @@ void PolicyService::discover_now(const DomainName& d, const MapSettings& map,
             if (pending->answered.exchange(true)) return;
             self->loop_.cancel(pending->timer);
             Assessment a = assess(record, self->clock_.now());
-            self->reply(&d, d.str(), decide_answer(d, view_of(record, a, "cache-error", "cache unavailable"), map),
-                        "miss", t0, done);
+            done(self->finish(&d, d.str(), decide_answer(d, view_of(record, a, "cache-error", "cache unavailable"), map),
+                              "miss", t0));
         });
     };
     auto sub = pool_.submit(d, on_done);
@@ -132,7 +147,7 @@ void PolicyService::discover_now(const DomainName& d, const MapSettings& map,
         v.state = DomainView::State::temp_failure;
         v.failure_code = "overloaded";
         v.failure_reason = "discovery queue full";
-        reply(&d, d.str(), decide_answer(d, v, map), "miss", t0, done);
+        done(finish(&d, d.str(), decide_answer(d, v, map), "miss", t0));
         return;
     }
     pending->timer = loop_.run_after(settings_.lookup_wait, [self, pending, d, map, t0, done] {
@@ -141,7 +156,7 @@ void PolicyService::discover_now(const DomainName& d, const MapSettings& map,
         v.state = DomainView::State::temp_failure;
         v.failure_code = "lookup-wait";
         v.failure_reason = "policy discovery did not finish within lookup_wait";
-        self->reply(&d, d.str(), decide_answer(d, v, map), "miss", t0, done);
+        done(self->finish(&d, d.str(), decide_answer(d, v, map), "miss", t0));
     });
 }
 

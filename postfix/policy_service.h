@@ -61,6 +61,9 @@ public:
     PolicyService(PolicyStore& store, DiscoveryPool& pool, const Clock& clock, EventLoop& loop,
                   ServiceSettings settings, const Logger& log, ServiceMetrics& metrics);
 
+    // Cache hits and keys that are not domains are answered at once;
+    // handle() runs discovery for the rest (and answers the same way).
+    Answered answer_now(const SocketmapRequest& req, SocketmapReply& out) override;
     void handle(const SocketmapRequest& req, ReplyFn done) override;
 
     // Hands the domains used since the last call to the pool, which writes
@@ -68,8 +71,9 @@ public:
     void flush_last_used();
 
 private:
-    void reply(const DomainName* domain, const std::string& key, Answer a, const char* cache,
-               std::chrono::steady_clock::time_point t0, const ReplyFn& done);
+    // Counts and (log_decisions) logs the answer; returns its reply.
+    SocketmapReply finish(const DomainName* domain, const std::string& key, Answer a, const char* cache,
+                          std::chrono::steady_clock::time_point t0);
     void discover_now(const DomainName& d, const MapSettings& map, std::chrono::steady_clock::time_point t0,
                       ReplyFn done);
 
@@ -82,6 +86,7 @@ private:
     ServiceMetrics& metrics_;
     const Explain explain_;  // Answer::why is built only for the decision log
     std::unordered_map<std::string, UnixTime> used_;  // domain -> last lookup, not yet flushed
+    std::optional<CacheRecord> scratch_;  // answer_now()'s record; loop thread only
     EventLoop::time_point last_store_warning_{};
 };
 

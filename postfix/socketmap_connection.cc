@@ -286,18 +286,30 @@ void SocketmapServer::Connection::dispatch(const std::string& data) {
     req.map_name = data.substr(0, space);
     req.key = data.substr(space + 1);
     ++server_.counters_.requests;
-    auto state =
-        std::make_shared<ReplyState>(server_.loop_.poster(), weak_from_this(), seq, handler);
-    ReplyFn done = [state](SocketmapReply r) { state->call(std::move(r)); };
+    std::shared_ptr<ReplyState> state;
     try {
-        handler->handle(req, std::move(done));
+        SocketmapReply now;
+        if (handler->answer_now(req, now) == SocketmapHandler::Answered::now) {
+            complete(seq, now, false);
+            return;
+        }
+        state = std::make_shared<ReplyState>(server_.loop_.poster(), weak_from_this(), seq, handler);
+        handler->handle(req, [state](SocketmapReply r) { state->call(std::move(r)); });
     } catch (const std::exception& e) {
         server_.log(LogLevel::error, peer_ + ": handler threw: " + e.what());
-        state->call(SocketmapReply::temp("stsguard: internal error"));
+        fail_request(seq, state);
     } catch (...) {
         server_.log(LogLevel::error, peer_ + ": handler threw a non-standard exception");
-        state->call(SocketmapReply::temp("stsguard: internal error"));
+        fail_request(seq, state);
     }
+}
+
+void SocketmapServer::Connection::fail_request(std::uint64_t seq, const std::shared_ptr<ReplyState>& state) {
+    const SocketmapReply r = SocketmapReply::temp("stsguard: internal error");
+    if (state)
+        state->call(r);  // ignored if the handler answered before it threw
+    else
+        complete(seq, r, false);
 }
 
 void SocketmapServer::Connection::note_misuse(const char* what) {

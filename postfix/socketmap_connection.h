@@ -58,6 +58,9 @@ private:
     void read_some();
     void process_input();
     void dispatch(const std::string& data);
+    // TEMP for a request whose handler threw (through its reply state, if
+    // one was made, so a reply already given wins).
+    void fail_request(std::uint64_t seq, const std::shared_ptr<SocketmapServer::ReplyState>& state);
     void move_ready_replies();
     void flush();
     void write_out();

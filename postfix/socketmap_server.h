@@ -82,6 +82,15 @@ public:
     virtual ~SocketmapHandler() = default;
     // Called on the loop thread.  Must not block.  Calls done() now or later.
     virtual void handle(const SocketmapRequest& req, ReplyFn done) = 0;
+
+    // The synchronous fast path, tried first: a handler that knows the
+    // answer at once (a cache hit) fills `out` and returns now, and the
+    // server answers without building a reply function; later means
+    // "call handle()".  The default always says later.
+    enum class Answered { now, later };
+    virtual Answered answer_now(const SocketmapRequest& /*req*/, SocketmapReply& /*out*/) {
+        return Answered::later;
+    }
 };
 
 enum class LogLevel { debug, info, warning, error };

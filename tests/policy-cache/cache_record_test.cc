@@ -267,3 +267,26 @@ TEST_CASE("cache record: decoding for an answer skips the body and extensions, n
         CHECK_FALSE(w.empty());
     }
 }
+
+TEST_CASE("cache record: decoding into a used record leaves nothing of the old one") {
+    // The serve hot path decodes every request into the same record.
+    CacheRecord used = full_record();
+    CacheRecord sparse(dn("other.example"));  // no id, no patterns, one MX host
+    sparse.state = PolicyState::no_policy;
+    sparse.last_outcome = {OutcomeKind::permanent, "no-txt", "no _mta-sts record"};
+    sparse.mx_hosts = {"mx.other.example"};
+    for (RecordFields fields : {RecordFields::all, RecordFields::for_answer}) {
+        std::string why;
+        REQUIRE_MESSAGE(decode_record_into(encode_ok(sparse), sparse.domain, used, &why, fields), why);
+        CHECK(used == sparse);
+        // And back: a full record into the sparse one's storage.
+        const CacheRecord full = full_record();
+        REQUIRE_MESSAGE(decode_record_into(encode_ok(full), full.domain, used, &why, fields), why);
+        CacheRecord expect = full;
+        if (fields == RecordFields::for_answer) {
+            expect.policy_body.clear();
+            expect.policy.extensions.clear();
+        }
+        CHECK(used == expect);
+    }
+}

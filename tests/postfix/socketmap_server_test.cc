@@ -55,6 +55,23 @@ private:
     std::function<void(const SocketmapRequest&, ReplyFn)> f_;
 };
 
+// Answers "OK now|key" through answer_now() for keys starting with "now",
+// throws from answer_now() for "boom", and leaves the rest to handle().
+class FastPathHandler final : public SocketmapHandler {
+public:
+    Answered answer_now(const SocketmapRequest& req, SocketmapReply& out) override {
+        if (req.key == "boom") throw std::runtime_error("fast path failed");
+        if (req.key.rfind("now", 0) != 0) return Answered::later;
+        out = SocketmapReply::ok("now|" + req.key);
+        return Answered::now;
+    }
+    void handle(const SocketmapRequest& req, ReplyFn done) override {
+        ++handled;
+        done(SocketmapReply::ok("later|" + req.key));
+    }
+    std::atomic<int> handled{0};
+};
+
 // Keeps every request for the test to answer later, from its own thread.
 class HoldingHandler final : public SocketmapHandler {
 public:
@@ -733,6 +750,23 @@ TEST_CASE("socketmap server: done() twice is ignored; done() never called answer
     CHECK(c.ask("postfix after") == std::optional<std::string>("OK after"));
     CHECK(f.counters().handler_misuse == 2);
     CHECK(f.count_logs("handler threw: boom") == 1);
+}
+
+TEST_CASE("socketmap server: answer_now() answers at once; later falls back to handle()") {
+    auto h = std::make_shared<FastPathHandler>();
+    Fixture f(h);
+    f.start();
+    Client c(f.port());
+    CHECK(c.ask("postfix now1") == std::optional<std::string>("OK now|now1"));
+    CHECK(c.ask("postfix other") == std::optional<std::string>("OK later|other"));
+    CHECK(h->handled == 1);  // handle() only for the request answer_now() passed on
+    CHECK(c.ask("postfix boom") == std::optional<std::string>("TEMP stsguard: internal error"));
+    CHECK(f.count_logs("handler threw: fast path failed") == 1);
+    CHECK(c.ask("postfix now2") == std::optional<std::string>("OK now|now2"));
+    const auto k = f.counters();
+    CHECK(k.requests == 4);
+    CHECK(k.replies == 4);
+    CHECK(k.handler_misuse == 0);
 }
 
 TEST_CASE("socketmap server: replies over 100000 bytes or with NUL become TEMP") {
