@@ -152,6 +152,8 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
             PoolStats ps = pool.stats();
             g.discoveries_running = ps.running;
             g.discoveries_queued = ps.queued;
+            g.discovery_workers = ps.workers;
+            g.discovery_worker_start_failures = ps.worker_start_failures;
             gauges->fill(g);
             return metrics.render(g);
         };

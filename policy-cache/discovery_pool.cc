@@ -1,20 +1,44 @@
 #include "policy-cache/discovery_pool.h"
 
 #include <stdexcept>
+#include <system_error>
 
 namespace stsguard {
 
 DiscoveryPool::DiscoveryPool(const Refresher& refresher, const AdapterFactory& factory, int threads,
                              std::size_t max_queue)
-    : refresher_(refresher), max_queue_(max_queue) {
+    : refresher_(refresher),
+      factory_(factory),
+      max_threads_(threads < 1 ? 0 : static_cast<std::size_t>(threads)),
+      max_queue_(max_queue) {
     if (threads < 1) throw std::invalid_argument("discovery pool needs at least one thread");
-    std::vector<WorkerAdapters> adapters;
-    for (int i = 0; i < threads; ++i) {
-        adapters.push_back(factory());
-        if (!adapters.back().dns || !adapters.back().fetcher)
-            throw std::runtime_error("cannot create DNS resolver / HTTPS fetcher for a worker");
+    WorkerAdapters first = factory_();
+    if (!first.dns || !first.fetcher)
+        throw std::runtime_error("cannot create DNS resolver / HTTPS fetcher for a worker");
+    std::lock_guard<std::mutex> lock(mu_);
+    threads_.emplace_back(&DiscoveryPool::worker_main, this, std::move(first));
+    stats_.workers = threads_.size();
+}
+
+void DiscoveryPool::grow_locked() {
+    if (queue_.size() <= idle_ || threads_.size() >= max_threads_) return;
+    WorkerAdapters a;
+    try {
+        a = factory_();
+    } catch (...) {
+        // counted below, like a factory that returns nothing
     }
-    for (auto& a : adapters) threads_.emplace_back(&DiscoveryPool::worker_main, this, std::move(a));
+    if (!a.dns || !a.fetcher) {
+        ++stats_.worker_start_failures;
+        return;
+    }
+    try {
+        threads_.emplace_back(&DiscoveryPool::worker_main, this, std::move(a));
+    } catch (const std::system_error&) {
+        ++stats_.worker_start_failures;  // e.g. EAGAIN: the workers we have go on
+        return;
+    }
+    stats_.workers = threads_.size();
 }
 
 DiscoveryPool::~DiscoveryPool() {
@@ -42,6 +66,7 @@ DiscoveryPool::Submit DiscoveryPool::submit(const DomainName& domain, Done done)
     if (done) cbs.push_back(std::move(done));
     queue_.push_back(Job{domain, {}});
     stats_.queued = queue_.size();
+    grow_locked();
     cv_.notify_one();
     return Submit::started;
 }
@@ -51,6 +76,7 @@ bool DiscoveryPool::post(std::function<void()> task) {
     if (stopping_ || queue_.size() >= max_queue_) return false;
     queue_.push_back(Job{std::nullopt, std::move(task)});
     stats_.queued = queue_.size();
+    grow_locked();
     cv_.notify_one();
     return true;
 }
@@ -65,7 +91,9 @@ void DiscoveryPool::worker_main(WorkerAdapters adapters) {
         Job job;
         {
             std::unique_lock<std::mutex> lock(mu_);
+            ++idle_;
             cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+            --idle_;
             if (queue_.empty()) return;  // stopping and drained
             job = std::move(queue_.front());
             queue_.pop_front();

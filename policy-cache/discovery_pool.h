@@ -1,10 +1,13 @@
 // discovery_pool.h - bounded, coalescing workers for refreshes.
 //
-// DNS (ldns) and HTTPS (curl easy handles) block, so refreshes run on a
-// fixed set of worker threads owned by this object (nothing is started
-// behind anyone's back: the owner creates the pool and joins it by
-// destroying it).  Each worker owns its own DnsResolver and PolicyFetcher,
-// made by the factory, because ldns resolvers are not thread-safe.
+// DNS (ldns) and HTTPS (curl easy handles) block, so refreshes run on
+// worker threads owned by this object (nothing is started behind anyone's
+// back: the owner creates the pool and joins it by destroying it).  Each
+// worker owns its own DnsResolver and PolicyFetcher, made by the factory,
+// because ldns resolvers are not thread-safe.  One worker starts with the
+// pool (a factory that fails is a start-up error); more start, up to
+// `threads`, only when jobs queue up with no idle worker, and then stay.
+// So a service answering from its cache starts fast and stays small.
 //
 // Coalescing: while a refresh of a domain is queued or running, further
 // submissions for it only add their callback; all callbacks get the one
@@ -47,6 +50,8 @@ struct PoolStats {
     std::uint64_t coalesced = 0;
     std::uint64_t refused = 0;
     std::uint64_t completed = 0;
+    std::size_t workers = 0;                 // started so far (<= threads)
+    std::uint64_t worker_start_failures = 0; // factory failed after start-up
 };
 
 class DiscoveryPool {
@@ -54,8 +59,10 @@ public:
     using Done = std::function<void(const RefreshResult&)>;
     enum class Submit { started, joined, queue_full };
 
-    // Creates `threads` workers; each calls factory() once.  Throws (a
-    // start-up error) if the factory fails.
+    // Starts the first worker (each worker calls factory() once); throws
+    // (a start-up error) if the factory fails.  Later workers that cannot
+    // be made are counted in worker_start_failures; the pool goes on with
+    // the workers it has.
     DiscoveryPool(const Refresher& refresher, const AdapterFactory& factory, int threads,
                   std::size_t max_queue);
     ~DiscoveryPool();  // stops accepting, finishes running jobs, joins
@@ -76,9 +83,15 @@ private:
         std::function<void()> task;         // or a plain task
     };
     void worker_main(WorkerAdapters adapters);
+    // With mu_ held, after queueing: start a worker if jobs outnumber the
+    // idle workers and fewer than max_threads_ run.
+    void grow_locked();
 
     const Refresher& refresher_;
+    const AdapterFactory factory_;
+    const std::size_t max_threads_;
     const std::size_t max_queue_;
+    std::size_t idle_ = 0;  // workers waiting for a job
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::deque<Job> queue_;

@@ -165,14 +165,7 @@ constexpr long kCaStoreCacheSeconds = 3600;
 
 class CurlFetcher final : public PolicyFetcher {
 public:
-    CurlFetcher(const FetchSettings& settings, DnsResolver& dns) : settings_(settings), dns_(dns) {
-        // Without a compiled-in bundle the directory is the only system
-        // store: keep curl's default then (and parse it per fetch).
-        CurlEasyPtr probe(curl_easy_init());
-        char* bundle = nullptr;
-        default_ca_file_ = probe && curl_easy_getinfo(probe.get(), CURLINFO_CAINFO, &bundle) == CURLE_OK &&
-                           bundle != nullptr && *bundle != '\0';
-    }
+    CurlFetcher(const FetchSettings& settings, DnsResolver& dns) : settings_(settings), dns_(dns) {}
 
     Lookup<FetchedPolicy> fetch(const DomainName& domain) override {
         const std::string host = domain.policy_host();
@@ -190,6 +183,11 @@ public:
             if (!curl_) {
                 return Failure::temp("https-error", "curl_easy_init failed");
             }
+            // Without a compiled-in bundle the directory is the only system
+            // store: keep curl's default then (and parse it per fetch).
+            char* bundle = nullptr;
+            default_ca_file_ = curl_easy_getinfo(curl_.get(), CURLINFO_CAINFO, &bundle) == CURLE_OK &&
+                               bundle != nullptr && *bundle != '\0';
         } else {
             curl_easy_reset(curl_.get());
         }

@@ -70,6 +70,12 @@ std::string ServiceMetrics::render(const GaugeSnapshot& g) const {
          "# TYPE stsguard_discoveries_in_flight gauge\n"
       << "stsguard_discoveries_in_flight{state=\"running\"} " << g.discoveries_running << "\n"
       << "stsguard_discoveries_in_flight{state=\"queued\"} " << g.discoveries_queued << "\n";
+    o << "# HELP stsguard_discovery_workers Discovery worker threads started (up to fetch_concurrency).\n"
+         "# TYPE stsguard_discovery_workers gauge\n"
+      << "stsguard_discovery_workers " << g.discovery_workers << "\n";
+    o << "# HELP stsguard_discovery_worker_start_failures_total Workers that could not be started.\n"
+         "# TYPE stsguard_discovery_worker_start_failures_total counter\n"
+      << "stsguard_discovery_worker_start_failures_total " << g.discovery_worker_start_failures << "\n";
     return o.str();
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 
 #include "policy-cache/discovery_pool.h"
 #include "tests/fakes.h"
@@ -117,4 +118,59 @@ TEST_CASE("pool: results are stored and callbacks see the stored record") {
         REQUIRE(wait_until([&] { return done.load() == 1; }));
     }
     CHECK(e.store->get(nth(7)).found());
+}
+
+TEST_CASE("pool: one worker at start; more only while jobs wait, never more than `threads`") {
+    Env e;
+    Refresher ref(*e.store, e.clock, RefreshSettings{}, [] { return 0.0; });
+    std::atomic<int> made{0};
+    AdapterFactory counted = [&, inner = e.factory()] {
+        ++made;
+        return inner();
+    };
+    std::atomic<int> done{0};
+    {
+        DiscoveryPool pool(ref, counted, 4, 100);
+        CHECK(made == 1);  // a service answering from its cache starts one worker
+        CHECK(pool.stats().workers == 1);
+        for (int i = 0; i < 10; ++i) pool.submit(nth(i), [&](const RefreshResult&) { ++done; });
+        REQUIRE(e.gate.wait_inside(4));
+        CHECK(pool.stats().workers == 4);
+        CHECK(made == 4);
+        e.gate.set(GateState::open);
+        REQUIRE(wait_until([&] { return done.load() == 10; }));
+        // Workers stay: a second burst makes none.
+        for (int i = 10; i < 20; ++i) pool.submit(nth(i), [&](const RefreshResult&) { ++done; });
+        REQUIRE(wait_until([&] { return done.load() == 20; }));
+        CHECK(made == 4);
+    }
+    CHECK(e.gate.max_inside() == 4);
+}
+
+TEST_CASE("pool: a factory failing after start-up is counted; the pool goes on with its workers") {
+    Env e;
+    Refresher ref(*e.store, e.clock, RefreshSettings{}, [] { return 0.0; });
+    std::atomic<int> calls{0};
+    AdapterFactory first_only = [&, inner = e.factory()]() -> WorkerAdapters {
+        if (calls++ == 0) return inner();
+        if (calls % 2 == 0) throw std::runtime_error("no more resolvers");
+        return WorkerAdapters{};
+    };
+    std::atomic<int> done{0};
+    {
+        DiscoveryPool pool(ref, first_only, 4, 100);
+        for (int i = 0; i < 5; ++i) pool.submit(nth(i), [&](const RefreshResult&) { ++done; });
+        REQUIRE(e.gate.wait_inside(1));
+        CHECK(pool.stats().workers == 1);
+        CHECK(pool.stats().worker_start_failures >= 2);
+        e.gate.set(GateState::open);
+        REQUIRE(wait_until([&] { return done.load() == 5; }));
+    }
+    CHECK(e.gate.max_inside() == 1);
+}
+
+TEST_CASE("pool: a factory failing at start-up is a start-up error") {
+    Env e;
+    Refresher ref(*e.store, e.clock, RefreshSettings{}, [] { return 0.0; });
+    CHECK_THROWS_AS(DiscoveryPool(ref, [] { return WorkerAdapters{}; }, 4, 100), std::runtime_error);
 }
