@@ -448,8 +448,12 @@ def startup_and_lookup_phase(tools, work, args, results):
     results["lookup_inprocess"] = inproc
 
     # End to end: server CPU per request, uniform random keys over the whole cache.
+    # The reference server on the same caches shows how much of the growth
+    # is the store's own (its one mdb_get reads the key, not the value).
     servers = {}
+    refs = {}
     cells = {tag: [] for tag in sizes}
+    ref_cells = {tag: [] for tag in sizes}
     try:
         for tag in sizes:
             addr = f"unix:{work}/lc-{tag}.sock"
@@ -457,9 +461,13 @@ def startup_and_lookup_phase(tools, work, args, results):
             key = open(f"{work}/keys{tag}.shuf").readline().strip()
             servers[tag] = (Server(f"lc-{tag}", [tools["stsguard"], "-c", conf, "serve"], {"unix": addr}, work,
                                    ready_key=key).start(), addr)
+            raddr = f"unix:{work}/lc-ref-{tag}.sock"
+            refs[tag] = (Server(f"lc-ref-{tag}", [tools["refserver"], "--cache", f"{work}/cache{tag}", "--match",
+                                                 "mx1.x:mx2.x servername=hostname", "--listen", raddr],
+                                {"unix": raddr}, work, ready_key=key).start(), raddr)
         # serve's first cache sweep runs 5 s after start and reads every record.
         time.sleep(6)
-        for s, _ in servers.values():
+        for s, _ in list(servers.values()) + list(refs.values()):
             wait_idle(s.pid)
         for rnd in range(args.rounds):
             for tag in (sizes if rnd % 2 == 0 else list(sizes)[::-1]):
@@ -469,8 +477,13 @@ def startup_and_lookup_phase(tools, work, args, results):
                 log(f"  lookup {tag} r{rnd + 1}: {r['server_cpu_us_per_req']:.2f} us CPU/req, {r['rps']:.0f} req/s, "
                     f"p99 {r['latency_us']['p99']:.0f} us, RSS {r['rss_load']['rss_kb']} kB "
                     f"(anon {r['rss_load']['anon_kb']} kB)")
+                s, addr = refs[tag]
+                r = loadgen(tools, addr, f"{work}/keys{tag}.shuf", 16, args.seconds, s.pid,
+                            f"lookup-ref-{tag}/r{rnd + 1}")
+                ref_cells[tag].append(r)
+                log(f"  lookup {tag} r{rnd + 1} reference: {r['server_cpu_us_per_req']:.2f} us CPU/req")
     finally:
-        for s, _ in servers.values():
+        for s, _ in list(servers.values()) + list(refs.values()):
             s.stop()
     lookup = {tag: {"cpu_us_per_req": median([c["server_cpu_us_per_req"] for c in cs]),
                     "rps": median([c["rps"] for c in cs]),
@@ -480,6 +493,8 @@ def startup_and_lookup_phase(tools, work, args, results):
                     "all_ok": all(c["replies"]["OK"] == c["requests"] for c in cs),
                     "cells": cs} for tag, cs in cells.items()}
     results["lookup_cost"] = lookup
+    results["lookup_cost_reference"] = {tag: {"cpu_us_per_req": median([c["server_cpu_us_per_req"] for c in cs]),
+                                              "cells": cs} for tag, cs in ref_cells.items()}
 
 
 def cold_phase(tools, work, args, results):
@@ -537,9 +552,14 @@ def evaluate(results, args):
     lc = results.get("lookup_cost", {})
     if "1m" in lc and "1k" in lc:
         ratio = lc["1m"]["cpu_us_per_req"] / lc["1k"]["cpu_us_per_req"]
+        ref = results.get("lookup_cost_reference", {})
+        ref_note = ""
+        if "1m" in ref and "1k" in ref:
+            ref_note = (f"; reference server {ref['1m']['cpu_us_per_req']:.2f} vs {ref['1k']['cpu_us_per_req']:.2f}"
+                        f" ({ref['1m']['cpu_us_per_req'] / ref['1k']['cpu_us_per_req']:.2f}x)")
         target(f"per-lookup server CPU, {args.big:,} vs 1,000 domains <= 1.3x", round(ratio, 2), ratio <= 1.3,
                f"{lc['1m']['cpu_us_per_req']:.2f} vs {lc['1k']['cpu_us_per_req']:.2f} us/req (unix, 16 conns, "
-               f"uniform random keys)")
+               f"uniform random keys){ref_note}")
     cold = results.get("cold", {})
     if "speedup" in cold:
         target("cold path: 1,000 new domains answered >= 5x faster than the peer", round(cold["speedup"], 1),
