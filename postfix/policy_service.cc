@@ -1,6 +1,7 @@
 #include "postfix/policy_service.h"
 
 #include <atomic>
+#include <stdexcept>
 
 #include "postfix/domain_view.h"
 #include "postfix/socketmap_key.h"
@@ -113,6 +114,7 @@ void PolicyService::handle(const SocketmapRequest& req, ReplyFn done) {
     // answer_now() said later only for a domain it must discover first.
     const auto t0 = std::chrono::steady_clock::now();
     const KeyClass k = classify_key(req.key);
+    if (!k.domain) throw std::logic_error("answer_now() deferred a key that is not a domain");
     metrics_.count_cache(false);
     discover_now(*k.domain, settings_.map_for(req.map_name), t0, std::move(done));
 }
