@@ -19,10 +19,14 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 import unittest
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from faketime import faketime_env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORLD = os.path.join(HERE, "world")
@@ -336,23 +340,15 @@ def serve_cmd(config, time_offset=None):
     return shlex.join(argv)
 
 
-FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime", "/usr/lib/faketime")
-
-
 def faketime_prefix(offset, threads=False):
-    """argv prefix running a command with its wall clock moved by OFFSET.
-    libfaketime is preloaded directly, not through the faketime wrapper: the
-    wrapper keeps a POSIX semaphore and shared memory named after its PID,
-    which leak when a test kills the service, and a later wrapper that gets
-    the same PID then fails with "sem_open: File exists".
+    """argv prefix running a command with its wall clock moved by OFFSET
+    (lib/faketime.py: libfaketime preloaded, not the faketime wrapper).
     libfaketime is preloaded before an ASan runtime, so ASan's link-order
     check is turned off (ASAN_OPTIONS is passed through into the world)."""
-    name = "libfaketimeMT.so.1" if threads else "libfaketime.so.1"
-    lib = next((os.path.join(d, name) for d in FAKETIME_LIBS if os.path.exists(os.path.join(d, name))), None)
-    if lib is None:
-        raise WorldError("libfaketime not found (%s in %s); install the faketime package"
-                         % (name, " or ".join(FAKETIME_LIBS)))
-    env = ["LD_PRELOAD=" + lib, "FAKETIME=" + offset, "FAKETIME_DONT_FAKE_MONOTONIC=1"]
+    try:
+        env = faketime_env(offset, threads=threads) + ["FAKETIME_DONT_FAKE_MONOTONIC=1"]
+    except FileNotFoundError as e:
+        raise WorldError(str(e))
     asan = os.environ.get("ASAN_OPTIONS")
     if asan is not None:
         env.append("ASAN_OPTIONS=" + ":".join(o for o in (asan, "verify_asan_link_order=0") if o))

@@ -28,6 +28,8 @@ import shlex
 import subprocess
 import sys
 
+from faketime import faketime_env
+
 DNS_IP = "127.0.0.53"
 SERVFAIL_DNS_IP = "127.0.0.54"
 SILENT_DNS_IP = "127.0.0.55"
@@ -184,7 +186,7 @@ class CertMaker:
         if not (os.path.exists(self.ca_crt) and os.path.exists(self.ca_key)):
             # CA valid 2019-01-01 .. 2039 so that the expired leaf (2020) was
             # issued inside the CA's lifetime.
-            run(["faketime", "2019-01-01 00:00:00",
+            run(["env"] + faketime_env("@2019-01-01 00:00:00") + [
                  "openssl", "req", "-x509", "-newkey", "ec",
                  "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                  "-keyout", self.ca_key + ".tmp", "-out", self.ca_crt + ".tmp",
@@ -222,7 +224,7 @@ class CertMaker:
             cmd += ["-CA", self.ca_crt, "-CAkey", self.ca_key]
         if kind == "expired":
             # issued 2020-01-01, valid 30 days -> long expired
-            cmd = ["faketime", "2020-01-01 00:00:00"] + cmd + ["-days", "30"]
+            cmd = ["env"] + faketime_env("@2020-01-01 00:00:00") + cmd + ["-days", "30"]
         else:
             cmd += ["-days", "825"]
         run(cmd)
