@@ -13,7 +13,7 @@ BENCH_TOOLS := $(BENCH_DIR)/loadgen $(BENCH_DIR)/refserver $(BENCH_DIR)/fill_cac
 BENCH_ARGS  ?=
 # postfix-mta-sts-resolver is the peer; python3-uvloop is its Recommends
 # (the daemon uses uvloop when present, as a default install does).
-BENCH_DEB   := postfix-mta-sts-resolver python3-uvloop python3-cryptography unbound nginx-light openssl iproute2
+BENCH_DEB   := postfix-mta-sts-resolver python3-uvloop python3-cryptography unbound nginx-light openssl iproute2 valgrind
 
 .PHONY: bench-run bench-deps bench-tools
 

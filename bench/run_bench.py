@@ -497,6 +497,57 @@ def startup_and_lookup_phase(tools, work, args, results):
                                               "cells": cs} for tag, cs in ref_cells.items()}
 
 
+def callgrind_total(path):
+    """Total instructions (Ir) of a callgrind output file."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError(f"{path}: no summary line")
+
+
+def instr_phase(tools, work, args, results):
+    """User-space instructions per cache-hit request, under callgrind: a
+    figure that does not move with the box's load or with where the
+    scheduler puts the server and the client (req per CPU-s does, see
+    docs/performance.md).  Each server runs twice, under a short and a
+    longer load; the difference in instructions over the difference in
+    requests leaves out start-up and shut-down."""
+    log("")
+    log("== user-space instructions per cache-hit request (callgrind; unix socket, 4 connections)")
+    if not shutil.which("valgrind"):
+        log("  valgrind missing (make bench-deps): skipped")
+        return
+    cache, keys, shuf = f"{work}/cache-instr", f"{work}/keys-instr.txt", f"{work}/keys-instr.shuf"
+    fill_stsguard(tools, cache, 1000, keys, shuf)
+    first = open(keys).readline().strip()
+    out = {}
+    for name in ("a", "c"):
+        runs = []
+        for seconds in (2, 6):
+            addr = f"unix:{work}/instr-{name}.sock"
+            cg = f"{work}/callgrind-{name}-{seconds}.out"
+            if name == "a":
+                argv = [tools["stsguard"], "-c", stsguard_conf(f"{work}/instr.conf", cache, [addr]), "serve"]
+            else:
+                argv = [tools["refserver"], "--cache", cache, "--match",
+                        f"mx1.{first}:mx2.{first} servername=hostname", "--listen", addr]
+            srv = Server(f"instr-{name}-{seconds}", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg}"] + argv,
+                         {"unix": addr}, work, ready_key=first).start(timeout=120)
+            try:
+                r = loadgen(tools, addr, keys, 4, seconds, srv.pid, f"instr-{name}-{seconds}", warmup=0, timeout=30)
+            finally:
+                srv.stop()  # SIGTERM: callgrind writes its file as the server exits
+            runs.append((r["requests"], callgrind_total(cg)))
+        (n1, i1), (n2, i2) = runs
+        out[name] = {"instructions_per_request": (i2 - i1) / (n2 - n1), "runs": runs}
+        log(f"  {name}: {out[name]['instructions_per_request']:,.0f} instructions per request "
+            f"({n1} and {n2} requests)")
+    out["a_over_c"] = out["a"]["instructions_per_request"] / out["c"]["instructions_per_request"]
+    log(f"  a/c: {out['a_over_c']:.1f}x the reference's instructions")
+    results["instructions"] = out
+
+
 def cold_phase(tools, work, args, results):
     log("")
     log("== cold path: 1,000 new domains through a private test world (DNS + HTTPS)")
@@ -589,7 +640,7 @@ def main():
     ap.add_argument("--big", type=int, default=1000000, help="the large cache for start-up and lookup cost")
     ap.add_argument("--startup-reps", type=int, default=5)
     ap.add_argument("--cold-domains", type=int, default=1000)
-    ap.add_argument("--phases", default="hit,startup,cold", help="comma list of hit, startup, cold")
+    ap.add_argument("--phases", default="hit,startup,cold,instr", help="comma list of hit, startup, cold, instr")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     args.conns = [int(x) for x in args.conns.split(",")]
@@ -623,6 +674,8 @@ def main():
             startup_and_lookup_phase(tools, work, args, results)
         if "cold" in phases:
             cold_phase(tools, work, args, results)
+        if "instr" in phases:
+            instr_phase(tools, work, args, results)
     finally:
         results["host"]["loadavg_end"] = os.getloadavg()
         results["elapsed_s"] = round(time.time() - t0, 1)
