@@ -101,12 +101,20 @@ NetstringDecoder::Step NetstringDecoder::feed(std::string_view input) {
 }
 
 std::string NetstringDecoder::take() {
-    if (state_ != State::done) return {};
-    std::string out = std::move(data_);
+    std::string out;
+    take_into(out);
+    return out;
+}
+
+void NetstringDecoder::take_into(std::string& out) {
+    if (state_ != State::done) {
+        out.clear();
+        return;
+    }
+    out.swap(data_);
     data_.clear();
     length_ = 0;
     state_ = State::length_first;
-    return out;
 }
 
 std::string NetstringDecoder::error_message() const {

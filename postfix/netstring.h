@@ -55,6 +55,9 @@ public:
     // ready for the next one.  Until take() is called, feed() consumes
     // nothing and keeps returning complete.
     std::string take();
+    // take() into `out`, swapping buffers so that both keep their storage
+    // (a connection reads every request without allocating).
+    void take_into(std::string& out);
 
     // True between the first byte of a netstring and its ','.
     bool partial() const;

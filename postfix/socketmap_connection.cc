@@ -245,7 +245,10 @@ void SocketmapServer::Connection::process_input() {
             close_now();
             return;
         }
-        if (step.status == NetstringDecoder::Status::complete) dispatch(decoder_.take());
+        if (step.status == NetstringDecoder::Status::complete) {
+            decoder_.take_into(request_);
+            dispatch(request_);
+        }
     }
     in_dispatch_ = false;
     if (closed_) return;
@@ -324,21 +327,23 @@ void SocketmapServer::Connection::complete(std::uint64_t seq, const SocketmapRep
     Slot& slot = pending_[seq - front_seq()];
     if (slot.ready) return;
     if (misuse) note_misuse("reply function destroyed without being called");
-    std::string data = encode_reply(reply);
+    const std::size_t size = encoded_reply_size(reply);
     const char* bad = nullptr;
-    if (data.size() > server_.limits_.max_reply_bytes)
+    if (size > server_.limits_.max_reply_bytes)
         bad = "longer than max_reply_bytes";
-    else if (data.find('\0') != std::string::npos)
+    else if (reply.text.find('\0') != std::string::npos &&
+             encode_reply(reply).find('\0') != std::string::npos)  // NOTFOUND drops its text
         bad = "contains a NUL byte";
     if (bad != nullptr) {
         ++server_.counters_.bad_replies;
         server_.log_rate_limited("bad-reply", LogLevel::error,
-                                 peer_ + ": handler reply of " + std::to_string(data.size()) +
-                                     " bytes " + bad + "; answering TEMP");
-        data = encode_reply(
-            SocketmapReply::temp(std::string("stsguard: internal error: reply ") + bad));
+                                 peer_ + ": handler reply of " + std::to_string(size) + " bytes " + bad +
+                                     "; answering TEMP");
+        append_reply_netstring(
+            slot.wire, SocketmapReply::temp(std::string("stsguard: internal error: reply ") + bad));
+    } else {
+        append_reply_netstring(slot.wire, reply);
     }
-    netstring_append(slot.wire, data);
     slot.ready = true;
     if (!in_dispatch_) flush();
 }

@@ -13,20 +13,43 @@
 
 namespace stsguard {
 
-std::string encode_reply(const SocketmapReply& reply) {
-    switch (reply.kind) {
-        case SocketmapReply::Kind::ok:
-            return "OK " + reply.text;
-        case SocketmapReply::Kind::notfound:
-            return "NOTFOUND ";
-        case SocketmapReply::Kind::temp:
-            return "TEMP " + reply.text;
-        case SocketmapReply::Kind::timeout:
-            return "TIMEOUT " + reply.text;
-        case SocketmapReply::Kind::perm:
-            return "PERM " + reply.text;
+namespace {
+
+// The status word with its space, and whether the text follows it.
+std::pair<std::string_view, bool> reply_word(SocketmapReply::Kind kind) {
+    switch (kind) {
+        case SocketmapReply::Kind::ok: return {"OK ", true};
+        case SocketmapReply::Kind::notfound: return {"NOTFOUND ", false};
+        case SocketmapReply::Kind::temp: return {"TEMP ", true};
+        case SocketmapReply::Kind::timeout: return {"TIMEOUT ", true};
+        case SocketmapReply::Kind::perm: return {"PERM ", true};
     }
-    return "TEMP unknown reply kind";
+    return {"TEMP unknown reply kind", false};
+}
+
+}  // namespace
+
+std::string encode_reply(const SocketmapReply& reply) {
+    const auto [word, with_text] = reply_word(reply.kind);
+    std::string out(word);
+    if (with_text) out += reply.text;
+    return out;
+}
+
+std::size_t encoded_reply_size(const SocketmapReply& reply) {
+    const auto [word, with_text] = reply_word(reply.kind);
+    return word.size() + (with_text ? reply.text.size() : 0);
+}
+
+void append_reply_netstring(std::string& out, const SocketmapReply& reply) {
+    const auto [word, with_text] = reply_word(reply.kind);
+    const std::size_t n = word.size() + (with_text ? reply.text.size() : 0);
+    out.reserve(out.size() + n + 24);
+    out += std::to_string(n);
+    out += ':';
+    out += word;
+    if (with_text) out += reply.text;
+    out += ',';
 }
 
 namespace {

@@ -73,6 +73,10 @@ struct SocketmapReply {
 // The DATA part of the reply netstring: "OK text", "NOTFOUND " (text
 // ignored), "TEMP text", "TIMEOUT text", "PERM text".
 std::string encode_reply(const SocketmapReply& reply);
+// The same DATA framed as a netstring, appended to `out` in one pass.
+void append_reply_netstring(std::string& out, const SocketmapReply& reply);
+// encode_reply(reply).size(), without building it.
+std::size_t encoded_reply_size(const SocketmapReply& reply);
 
 // May be called from ANY thread, exactly once.
 using ReplyFn = std::function<void(SocketmapReply)>;

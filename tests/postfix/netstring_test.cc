@@ -83,6 +83,26 @@ TEST_CASE("netstring: valid input decodes whole, in pieces, and byte by byte") {
     }
 }
 
+TEST_CASE("netstring: take_into() hands over each netstring and keeps decoding") {
+    NetstringDecoder d(100);
+    std::string out = "stale";
+    const std::string input = "3:abc,0:,5:hello,";
+    std::vector<std::string> got;
+    std::size_t off = 0;
+    while (off < input.size()) {
+        const auto step = d.feed(std::string_view(input).substr(off));
+        off += step.consumed;
+        REQUIRE(step.status != NetstringDecoder::Status::error);
+        if (step.status == NetstringDecoder::Status::complete) {
+            d.take_into(out);
+            got.push_back(out);
+        }
+    }
+    CHECK(got == std::vector<std::string>{"abc", "", "hello"});
+    d.take_into(out);  // nothing complete: empty, not the last one again
+    CHECK(out.empty());
+}
+
 TEST_CASE("netstring: framing errors are precise and reported at the offending byte") {
     struct Case {
         std::string wire;

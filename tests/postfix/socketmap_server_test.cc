@@ -312,6 +312,24 @@ TEST_CASE("socketmap reply: wire forms of socketmap_table(5)") {
     CHECK(encode_reply(SocketmapReply::perm("bad map")) == "PERM bad map");
 }
 
+TEST_CASE("socketmap reply: the one-pass framing is the netstring of encode_reply()") {
+    const SocketmapReply replies[] = {
+        SocketmapReply::ok("secure match=mx1.example.com:mx2.example.com servername=hostname"),
+        SocketmapReply::ok(""), SocketmapReply::notfound(), {SocketmapReply::Kind::notfound, "ignored"},
+        SocketmapReply::temp("dns timeout"), SocketmapReply::timeout("lookup_wait"),
+        SocketmapReply::perm("bad map"), SocketmapReply::ok(std::string(100001, 'x'))};
+    std::string all, want;
+    for (const auto& r : replies) {
+        std::string one = "prefix";
+        append_reply_netstring(one, r);
+        CHECK(one == "prefix" + netstring_encode(encode_reply(r)));
+        CHECK(encoded_reply_size(r) == encode_reply(r).size());
+        append_reply_netstring(all, r);
+        want += netstring_encode(encode_reply(r));
+    }
+    CHECK(all == want);  // appends, never replaces
+}
+
 TEST_CASE("socketmap server: one request gets one reply; name and key split at the first space") {
     Fixture f(std::make_shared<EchoHandler>());
     f.start();
