@@ -13,6 +13,9 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 BUILD     ?= build
 VERSION   := 0.1.0
+# Parallel compile jobs for the builds that `make test` and `make asan`
+# start (one per CPU; JOBS=1 for a serial build).
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 
 CXXFLAGS  ?= -O2 -g
 override CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -pthread
@@ -76,14 +79,14 @@ deps:
 
 # The whole suite: unit tests, then world tests (root only; skipped otherwise).
 test: deps
-	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory -j$(JOBS) all
 	@STSGUARD=$(abspath $(BUILD)/stsguard) UNIT_TESTS=$(abspath $(BUILD)/unit-tests) tests/run
 
 unit-test: all
 	$(BUILD)/unit-tests
 
 asan: deps
-	$(MAKE) --no-print-directory BUILD=build-asan \
+	$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan \
 	  CXXFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" all
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
