@@ -331,8 +331,7 @@ void SocketmapServer::Connection::complete(std::uint64_t seq, const SocketmapRep
     const char* bad = nullptr;
     if (size > server_.limits_.max_reply_bytes)
         bad = "longer than max_reply_bytes";
-    else if (reply.text.find('\0') != std::string::npos &&
-             encode_reply(reply).find('\0') != std::string::npos)  // NOTFOUND drops its text
+    else if (reply_wire_text(reply).find('\0') != std::string_view::npos)
         bad = "contains a NUL byte";
     if (bad != nullptr) {
         ++server_.counters_.bad_replies;

@@ -36,19 +36,22 @@ std::string encode_reply(const SocketmapReply& reply) {
     return out;
 }
 
+std::string_view reply_wire_text(const SocketmapReply& reply) {
+    return reply_word(reply.kind).second ? std::string_view(reply.text) : std::string_view();
+}
+
 std::size_t encoded_reply_size(const SocketmapReply& reply) {
-    const auto [word, with_text] = reply_word(reply.kind);
-    return word.size() + (with_text ? reply.text.size() : 0);
+    return reply_word(reply.kind).first.size() + reply_wire_text(reply).size();
 }
 
 void append_reply_netstring(std::string& out, const SocketmapReply& reply) {
-    const auto [word, with_text] = reply_word(reply.kind);
-    const std::size_t n = word.size() + (with_text ? reply.text.size() : 0);
+    const std::string_view word = reply_word(reply.kind).first, text = reply_wire_text(reply);
+    const std::size_t n = word.size() + text.size();
     out.reserve(out.size() + n + 24);
     out += std::to_string(n);
     out += ':';
     out += word;
-    if (with_text) out += reply.text;
+    out += text;
     out += ',';
 }
 

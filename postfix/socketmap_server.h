@@ -77,6 +77,9 @@ std::string encode_reply(const SocketmapReply& reply);
 void append_reply_netstring(std::string& out, const SocketmapReply& reply);
 // encode_reply(reply).size(), without building it.
 std::size_t encoded_reply_size(const SocketmapReply& reply);
+// The part of reply.text that goes on the wire: all of it, or "" for
+// NOTFOUND, which carries none.
+std::string_view reply_wire_text(const SocketmapReply& reply);
 
 // May be called from ANY thread, exactly once.
 using ReplyFn = std::function<void(SocketmapReply)>;

@@ -324,6 +324,7 @@ TEST_CASE("socketmap reply: the one-pass framing is the netstring of encode_repl
         append_reply_netstring(one, r);
         CHECK(one == "prefix" + netstring_encode(encode_reply(r)));
         CHECK(encoded_reply_size(r) == encode_reply(r).size());
+        CHECK(encode_reply(r).ends_with(reply_wire_text(r)));
         append_reply_netstring(all, r);
         want += netstring_encode(encode_reply(r));
     }
@@ -792,6 +793,8 @@ TEST_CASE("socketmap server: replies over 100000 bytes or with NUL become TEMP")
         if (req.key == "max") done(SocketmapReply::ok(std::string(99997, 'm')));  // 100000 total
         if (req.key == "over") done(SocketmapReply::ok(std::string(99998, 'o')));
         if (req.key == "nul") done(SocketmapReply::ok(std::string("a\0b", 3)));
+        // NOTFOUND sends no text, so a NUL in it never reaches the wire.
+        if (req.key == "nul-notfound") done({SocketmapReply::Kind::notfound, std::string("a\0b", 3)});
     }));
     f.start();
     Client c(f.port());
@@ -804,6 +807,7 @@ TEST_CASE("socketmap server: replies over 100000 bytes or with NUL become TEMP")
     const auto nul = c.ask("postfix nul");
     REQUIRE(nul.has_value());
     CHECK(nul->rfind("TEMP ", 0) == 0);
+    CHECK(c.ask("postfix nul-notfound") == std::optional<std::string>("NOTFOUND "));
     CHECK(f.counters().bad_replies == 2);
 }
 
