@@ -1,6 +1,7 @@
 // cache_record.cc - see cache_record.h for the layout.
 #include "policy-cache/cache_record.h"
 
+#include <bit>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -111,25 +112,25 @@ public:
 
     bool u8(std::uint8_t& v, const char* f) {
         std::uint64_t x = 0;
-        if (!le(x, 1, f)) return false;
+        if (!le<1>(x, f)) return false;
         v = static_cast<std::uint8_t>(x);
         return true;
     }
     bool u16(std::uint16_t& v, const char* f) {
         std::uint64_t x = 0;
-        if (!le(x, 2, f)) return false;
+        if (!le<2>(x, f)) return false;
         v = static_cast<std::uint16_t>(x);
         return true;
     }
     bool u32(std::uint32_t& v, const char* f) {
         std::uint64_t x = 0;
-        if (!le(x, 4, f)) return false;
+        if (!le<4>(x, f)) return false;
         v = static_cast<std::uint32_t>(x);
         return true;
     }
     bool i64(std::int64_t& v, const char* f) {
         std::uint64_t x = 0;
-        if (!le(x, 8, f)) return false;
+        if (!le<8>(x, f)) return false;
         v = static_cast<std::int64_t>(x);
         return true;
     }
@@ -154,13 +155,9 @@ public:
     // bytes left; v views the input.
     bool take(std::string_view& v, int width, std::size_t limit, const char* f) {
         std::uint64_t n = 0;
-        if (!le(n, width, f)) return false;
-        if (n > limit)
-            return fail(std::string(f) + " length " + std::to_string(n) + " over its limit " +
-                        std::to_string(limit));
-        if (n > left_)
-            return fail(std::string(f) + " length " + std::to_string(n) + " runs past the end (" +
-                        std::to_string(left_) + " bytes left)");
+        const bool got = width == 1 ? le<1>(n, f) : width == 2 ? le<2>(n, f) : le<4>(n, f);
+        if (!got) return false;
+        if (n > limit || n > left_) return fail_length(f, n, limit);
         v = std::string_view(p_, static_cast<std::size_t>(n));
         p_ += n;
         left_ -= n;
@@ -171,11 +168,26 @@ public:
     bool count(std::size_t& n, std::size_t min_each, const char* f) {
         std::uint16_t c = 0;
         if (!u16(c, f)) return false;
-        if (static_cast<std::size_t>(c) * min_each > left_)
-            return fail(std::string(f) + " count " + std::to_string(c) + " cannot fit in the " +
-                        std::to_string(left_) + " bytes left");
+        if (static_cast<std::size_t>(c) * min_each > left_) return fail_count(f, c);
         n = c;
         return true;
+    }
+    // The failure paths build their messages out of line, so the reads
+    // above stay small enough to inline into the decoder (the serve hot
+    // path decodes one record per request).
+    [[gnu::cold]] [[gnu::noinline]] bool fail_length(const char* f, std::uint64_t n, std::size_t limit) {
+        if (n > limit)
+            return fail(std::string(f) + " length " + std::to_string(n) + " over its limit " +
+                        std::to_string(limit));
+        return fail(std::string(f) + " length " + std::to_string(n) + " runs past the end (" +
+                    std::to_string(left_) + " bytes left)");
+    }
+    [[gnu::cold]] [[gnu::noinline]] bool fail_count(const char* f, std::uint16_t c) {
+        return fail(std::string(f) + " count " + std::to_string(c) + " cannot fit in the " +
+                    std::to_string(left_) + " bytes left");
+    }
+    [[gnu::cold]] [[gnu::noinline]] bool fail_truncated(const char* f) {
+        return fail(std::string("truncated in ") + f);
     }
     bool fail(std::string why) {
         if (ok_) why_ = std::move(why) + " (at byte " + std::to_string(total_ - left_) + ")";
@@ -188,14 +200,22 @@ public:
     std::string& why() { return why_; }
 
 private:
-    bool le(std::uint64_t& v, int bytes, const char* f) {
+    // A fixed width (1, 2, 4 or 8), so a read is one load on this host.
+    template <int Bytes>
+    bool le(std::uint64_t& v, const char* f) {
         if (!ok_) return false;
-        if (left_ < static_cast<std::size_t>(bytes)) return fail(std::string("truncated in ") + f);
-        v = 0;
-        for (int i = 0; i < bytes; ++i)
-            v |= static_cast<std::uint64_t>(static_cast<unsigned char>(p_[i])) << (8 * i);
-        p_ += bytes;
-        left_ -= bytes;
+        if (left_ < static_cast<std::size_t>(Bytes)) return fail_truncated(f);
+        if constexpr (std::endian::native == std::endian::little) {
+            std::uint64_t x = 0;
+            std::memcpy(&x, p_, Bytes);  // one load; x's low bytes are the field
+            v = x;
+        } else {
+            v = 0;
+            for (int i = 0; i < Bytes; ++i)
+                v |= static_cast<std::uint64_t>(static_cast<unsigned char>(p_[i])) << (8 * i);
+        }
+        p_ += Bytes;
+        left_ -= Bytes;
         return true;
     }
     const char* p_;

@@ -187,23 +187,40 @@ MxMatch match_mx(std::string_view pattern, std::string_view host) {
     return m;
 }
 
-bool mx_pattern_usable(std::string_view pattern) {
+namespace {
+
+// 0 = unusable, 1 = usable, 2 = usable and already lower-case normal form.
+int pattern_usability(std::string_view pattern) {
     const std::string_view domain = pattern.rfind("*.", 0) == 0 ? pattern.substr(2) : pattern;
     // Normal form rules out every error check_mx_pattern knows except '_',
     // which host names may hold but MX patterns may not.
-    if (DomainName::is_normal_form(domain) && domain.find('_') == std::string_view::npos) return true;
-    return !has_errors(check_mx_pattern(pattern));
+    if (DomainName::is_normal_form(domain) && domain.find('_') == std::string_view::npos) return 2;
+    return has_errors(check_mx_pattern(pattern)) ? 0 : 1;
 }
 
-std::vector<std::string_view> usable_mx_patterns(const std::vector<std::string>& patterns) {
-    std::vector<std::string_view> out;
-    out.reserve(patterns.size());
-    for (const auto& pat : patterns)
-        if (mx_pattern_usable(pat)) out.emplace_back(pat);
-    return out;
+}  // namespace
+
+bool mx_pattern_usable(std::string_view pattern) { return pattern_usability(pattern) != 0; }
+
+UsableMxPatterns::UsableMxPatterns(const std::vector<std::string>& patterns) {
+    Pattern* out = inline_.data();
+    if (patterns.size() > kInline) {
+        more_.resize(patterns.size());
+        out = more_.data();
+    }
+    for (const std::string_view pat : patterns) {
+        const int u = pattern_usability(pat);
+        if (u == 0) continue;
+        const bool wildcard = pat.size() > 2 && pat[0] == '*' && pat[1] == '.';
+        out[n_++] = Pattern{wildcard ? pat.substr(2) : pat, wildcard, u == 2};
+    }
 }
 
-bool mx_allowed_checked(const std::vector<std::string_view>& usable, std::string_view host) {
+UsableMxPatterns usable_mx_patterns(const std::vector<std::string>& patterns) {
+    return UsableMxPatterns(patterns);  // guaranteed elision: no copy of the views
+}
+
+bool mx_allowed_checked(const UsableMxPatterns& usable, std::string_view host) {
     // Cached MX hosts are stored in normal form: no copy for those.
     std::optional<DomainName> parsed;
     std::string_view name = host;
@@ -212,13 +229,16 @@ bool mx_allowed_checked(const std::vector<std::string_view>& usable, std::string
         if (!parsed) return false;
         name = parsed->str();
     }
+    // name is lower case now; so is a pattern in normal form, which then
+    // compares byte for byte.
     const auto dot = name.find('.');
-    for (const std::string_view p : usable) {
-        if (p.size() > 2 && p[0] == '*' && p[1] == '.') {
-            if (dot != std::string_view::npos && ascii_iequals(name.substr(dot + 1), p.substr(2))) return true;
-        } else if (ascii_iequals(name, p)) {
-            return true;
+    for (const auto& p : usable) {
+        std::string_view n = name;
+        if (p.wildcard) {
+            if (dot == std::string_view::npos) continue;
+            n = name.substr(dot + 1);
         }
+        if (p.lower ? n == p.domain : ascii_iequals(n, p.domain)) return true;
     }
     return false;
 }

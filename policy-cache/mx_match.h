@@ -9,9 +9,10 @@
 // Pure: no I/O.  Limits: none.  Failures: through findings only.
 #pragma once
 
+#include <array>
+#include <string>
 #include <string_view>
 #include <vector>
-#include <string>
 
 #include "policy-cache/finding.h"
 
@@ -36,10 +37,35 @@ bool mx_allowed(const std::vector<std::string>& patterns, std::string_view host)
 // then match several MX hosts without copying (the serve hot path):
 // usable_mx_patterns() keeps the patterns that pass check_mx_pattern (views
 // into `patterns`, which must outlive them); mx_allowed_checked() matches.
-std::vector<std::string_view> usable_mx_patterns(const std::vector<std::string>& patterns);
+//
+// Up to kInline usable patterns are held without allocating: nearly every
+// policy has one to four, and this runs on every cache-hit lookup.
+class UsableMxPatterns {
+public:
+    struct Pattern {
+        std::string_view domain;  // the pattern without its "*."
+        bool wildcard = false;
+        bool lower = false;  // in normal form: compared byte for byte
+    };
+
+    explicit UsableMxPatterns(const std::vector<std::string>& patterns);
+    UsableMxPatterns(const UsableMxPatterns&) = delete;
+    UsableMxPatterns& operator=(const UsableMxPatterns&) = delete;
+
+    const Pattern* begin() const { return more_.empty() ? inline_.data() : more_.data(); }
+    const Pattern* end() const { return begin() + n_; }
+    std::size_t size() const { return n_; }
+
+private:
+    static constexpr std::size_t kInline = 8;
+    std::array<Pattern, kInline> inline_{};
+    std::vector<Pattern> more_;  // used instead of inline_ past kInline patterns
+    std::size_t n_ = 0;
+};
+UsableMxPatterns usable_mx_patterns(const std::vector<std::string>& patterns);
 // !has_errors(check_mx_pattern(pattern)), without building findings for
 // the common case of a lower-case pattern in normal form (tested equal).
 bool mx_pattern_usable(std::string_view pattern);
-bool mx_allowed_checked(const std::vector<std::string_view>& usable, std::string_view host);
+bool mx_allowed_checked(const UsableMxPatterns& usable, std::string_view host);
 
 }  // namespace stsguard

@@ -82,12 +82,22 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
         return {SocketmapReply::temp("MTA-STS: MX lookup for " + domain.str() + " failed: " + view.mx_failure),
                 "mx-lookup-failed", "policy " + mode + ", MX lookup failed: " + view.mx_failure};
     }
-    std::vector<std::string_view> approved;
-    approved.reserve(view.mx_hosts->size());
-    const auto usable = usable_mx_patterns(p.mx);  // checked once, not once per host
-    for (const auto& host : *view.mx_hosts)
-        if (mx_allowed_checked(usable, host)) approved.emplace_back(host);
-    if (approved.empty()) {
+    // The reply to nearly every lookup is built in place: approved hosts
+    // go straight into the text, no list of them in between.
+    const UsableMxPatterns usable(p.mx);  // checked once, not once per host
+    constexpr std::string_view kHead = "secure match=";
+    constexpr std::string_view kTail = " servername=hostname";
+    std::size_t size = kHead.size() + kTail.size();
+    for (const auto& host : *view.mx_hosts) size += host.size() + 1;
+    std::string text;
+    text.reserve(size);
+    text += kHead;
+    for (const auto& host : *view.mx_hosts) {
+        if (!mx_allowed_checked(usable, host)) continue;
+        if (text.size() > kHead.size()) text += ':';
+        text += host;
+    }
+    if (text.size() == kHead.size()) {
         std::string why = "no MX host of " + domain.str() + " (" +
                           (view.mx_hosts->empty() ? std::string("none") : join(*view.mx_hosts, ", ")) +
                           ") matches its MTA-STS policy (mx: " + join(p.mx, ", ") + ")";
@@ -96,23 +106,28 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
             // TLSRPT; older Postfix versions reject these attributes.
             std::vector<std::string> m;
             for (const auto& pat : p.mx) m.push_back(postfix_match_pattern(pat));
-            std::string text = "secure match=" + join(m, ":") + " servername=hostname" +
-                               sts_attributes(domain, p, view.remaining, "validation-failure");
-            return {SocketmapReply::ok(std::move(text)), "no-mx-match", why};
+            std::string refused = "secure match=" + join(m, ":") + " servername=hostname" +
+                                  sts_attributes(domain, p, view.remaining, "validation-failure");
+            return {SocketmapReply::ok(std::move(refused)), "no-mx-match", why};
         }
         return {SocketmapReply::temp("MTA-STS: " + why), "no-mx-match", why};
     }
-    // Sized once: this is the reply to nearly every lookup.
-    std::size_t size = sizeof "secure match= servername=hostname";
-    for (const auto h : approved) size += h.size() + 1;
-    std::string text;
-    text.reserve(size);
-    text += "secure match=";
-    append_joined(text, approved, ":");
-    text += " servername=hostname";
+    std::string why;
+    if (explained) {
+        // Host names hold no ':', so the match list splits back cleanly.
+        why = "policy " + mode + ", approved MX ";
+        const std::string_view hosts = std::string_view(text).substr(kHead.size());
+        for (std::size_t pos = 0;;) {
+            const std::size_t colon = hosts.find(':', pos);
+            why += hosts.substr(pos, colon == std::string_view::npos ? std::string_view::npos : colon - pos);
+            if (colon == std::string_view::npos) break;
+            why += ", ";
+            pos = colon + 1;
+        }
+    }
+    text += kTail;
     if (attrs) text += sts_attributes(domain, p, view.remaining, nullptr);
-    return {SocketmapReply::ok(std::move(text)), mode,
-            explained ? "policy " + mode + ", approved MX " + join(approved, ", ") : std::string()};
+    return {SocketmapReply::ok(std::move(text)), mode, std::move(why)};
 }
 
 }  // namespace stsguard

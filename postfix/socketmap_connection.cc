@@ -169,9 +169,13 @@ void SocketmapServer::Connection::on_idle_timer() {
     close_now();
 }
 
+// Lifetime: every way into a connection holds a shared_ptr to it for the
+// whole call (the watch and timer callbacks lock their weak_ptr, reply
+// states lock theirs, the server walks a copied list), so close_now(),
+// which drops the server's reference, cannot free *this under a running
+// member function.  The hot path takes no reference of its own.
 void SocketmapServer::Connection::on_io(IoEvents ev) {
     if (closed_) return;
-    auto self = shared_from_this();
     if (ev.error || ev.hangup) {
         // Both directions are gone: nothing we send can arrive.
         server_.log(LogLevel::debug, peer_ + ": closed by client");
@@ -222,7 +226,6 @@ void SocketmapServer::Connection::read_some() {
 }
 
 void SocketmapServer::Connection::process_input() {
-    auto self = shared_from_this();
     in_dispatch_ = true;
     while (!closed_ && !draining_ && in_off_ < inbuf_.size()) {
         if (pending_.size() >= server_.limits_.max_pipelined) {
@@ -285,9 +288,10 @@ void SocketmapServer::Connection::dispatch(const std::string& data) {
         complete(seq, SocketmapReply::temp("stsguard: not ready: no handler"), false);
         return;
     }
-    SocketmapRequest req;
-    req.map_name = data.substr(0, space);
-    req.key = data.substr(space + 1);
+    // Assigned, not built: the strings keep their storage between requests.
+    SocketmapRequest& req = req_;
+    req.map_name.assign(data, 0, space);
+    req.key.assign(data, space + 1);
     ++server_.counters_.requests;
     std::shared_ptr<ReplyState> state;
     try {
@@ -327,6 +331,10 @@ void SocketmapServer::Connection::complete(std::uint64_t seq, const SocketmapRep
     Slot& slot = pending_[seq - front_seq()];
     if (slot.ready) return;
     if (misuse) note_misuse("reply function destroyed without being called");
+    // First in line (every synchronous answer): framed straight into the
+    // output buffer, which keeps its storage, instead of into the slot.
+    const bool first = seq == front_seq();
+    std::string& wire = first ? outbuf_ : slot.wire;
     const std::size_t size = encoded_reply_size(reply);
     const char* bad = nullptr;
     if (size > server_.limits_.max_reply_bytes)
@@ -339,11 +347,17 @@ void SocketmapServer::Connection::complete(std::uint64_t seq, const SocketmapRep
                                  peer_ + ": handler reply of " + std::to_string(size) + " bytes " + bad +
                                      "; answering TEMP");
         append_reply_netstring(
-            slot.wire, SocketmapReply::temp(std::string("stsguard: internal error: reply ") + bad));
+            wire, SocketmapReply::temp(std::string("stsguard: internal error: reply ") + bad));
     } else {
-        append_reply_netstring(slot.wire, reply);
+        append_reply_netstring(wire, reply);
     }
-    slot.ready = true;
+    if (first) {
+        pending_.pop_front();
+        ++server_.counters_.replies;
+        last_activity_ = server_.loop_.now();
+    } else {
+        slot.ready = true;
+    }
     if (!in_dispatch_) flush();
 }
 
@@ -363,7 +377,6 @@ void SocketmapServer::Connection::move_ready_replies() {
 
 void SocketmapServer::Connection::flush() {
     if (closed_) return;
-    auto self = shared_from_this();
     move_ready_replies();
     write_out();
     if (closed_) return;

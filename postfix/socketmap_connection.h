@@ -80,6 +80,7 @@ private:
 
     NetstringDecoder decoder_;
     std::string request_;  // the request being dispatched; its storage is reused
+    SocketmapRequest req_;  // the same, split for the handler
     std::string inbuf_;  // read but not yet decoded (only while paused)
     std::size_t in_off_ = 0;
     std::deque<Slot> pending_;  // requests in arrival order, answered from the front

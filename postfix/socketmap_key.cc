@@ -6,6 +6,10 @@ namespace stsguard {
 namespace {
 
 bool is_ip_literal(std::string_view s) {
+    // inet_pton takes dotted decimal (a leading digit) or a form with ':'
+    // only; nearly every key is neither and needs no NUL-terminated copy.
+    const bool maybe = !s.empty() && ((s[0] >= '0' && s[0] <= '9') || s.find(':') != std::string_view::npos);
+    if (!maybe) return false;
     std::string t(s);
     unsigned char buf[16];
     return inet_pton(AF_INET, t.c_str(), buf) == 1 || inet_pton(AF_INET6, t.c_str(), buf) == 1;

@@ -284,6 +284,19 @@ TEST_CASE("4.1: mx_allowed_checked decides exactly as match_mx for every pattern
     }
 }
 
+TEST_CASE("4.1: a policy with more mx patterns than are held inline keeps every usable one") {
+    std::vector<std::string> patterns;
+    for (int i = 0; i < 12; ++i) patterns.push_back("MX" + std::to_string(i) + ".Example.test");
+    patterns.push_back("*.");  // unusable, left out
+    patterns.push_back("*.pool.example.test");
+    const auto usable = usable_mx_patterns(patterns);
+    CHECK(usable.size() == 13);
+    CHECK(mx_allowed_checked(usable, "mx0.example.test"));
+    CHECK(mx_allowed_checked(usable, "mx11.example.test"));  // upper-case pattern, past the inline ones
+    CHECK(mx_allowed_checked(usable, "a.pool.example.test"));
+    CHECK_FALSE(mx_allowed_checked(usable, "mx12.example.test"));
+}
+
 TEST_CASE("3.2: mx_pattern_usable agrees with check_mx_pattern on every pattern") {
     // Fixed table of the cases the shortcut must hand to the full check...
     for (const char* p : {"mx.example.com", "*.example.com", "MX.example.com", "mx_1.example.com",

@@ -136,4 +136,6 @@ TEST_CASE("answer: Explain::no gives the same reply and reason code, without the
     // 4.1: one-label wildcard, case-insensitive; a.b.example.test is two labels below.
     CHECK(decide_answer(d, v, MapSettings{}, Explain::no).reply.text ==
           "secure match=mx1.example.test:mx9.other.test servername=hostname");
+    CHECK(decide_answer(d, v, MapSettings{}, Explain::yes).why ==
+          "policy enforce, approved MX mx1.example.test, mx9.other.test");
 }
