@@ -210,12 +210,14 @@ void EventLoop::run() {
             queue_->loop_thread.store(std::thread::id{});
             throw std::system_error(errno, std::generic_category(), "epoll_wait");
         }
+        bool woken = false;
         for (int i = 0; i < n; ++i) {
             const std::uint64_t key = events[i].data.u64;
             if (key == kWakeKey) {
                 std::uint64_t count;
                 while (::read(queue_->efd, &count, sizeof count) < 0 && errno == EINTR) {
                 }
+                woken = true;
                 continue;
             }
             auto it = watches_.find(key);
@@ -231,7 +233,11 @@ void EventLoop::run() {
             w->cb(io);
         }
         run_due_timers();
-        run_posted();
+        // Posted tasks exist only if the eventfd fired: the first push
+        // after run_posted() writes it, and later ones find wake_pending
+        // set until run_posted() runs.  So a busy loop does not take the
+        // queue's mutex on every round.
+        if (woken) run_posted();
     }
     stop_.store(false);
     queue_->loop_thread.store(std::thread::id{});

@@ -8,11 +8,16 @@ void ServiceMetrics::count_lookup(std::string_view reply, std::string_view reaso
                                   std::chrono::nanoseconds latency) {
     double s = std::chrono::duration<double>(latency).count();
     std::lock_guard<std::mutex> l(mu_);
-    auto r = lookups_.find(reply);
-    if (r == lookups_.end()) r = lookups_.emplace(std::string(reply), Reasons{}).first;
-    auto c = r->second.find(reason);
-    if (c == r->second.end()) c = r->second.emplace(std::string(reason), 0).first;
-    ++c->second;
+    if (last_count_ == nullptr || *last_reply_ != reply || *last_reason_ != reason) {
+        auto r = lookups_.find(reply);
+        if (r == lookups_.end()) r = lookups_.emplace(std::string(reply), Reasons{}).first;
+        auto c = r->second.find(reason);
+        if (c == r->second.end()) c = r->second.emplace(std::string(reason), 0).first;
+        last_reply_ = &r->first;
+        last_reason_ = &c->first;
+        last_count_ = &c->second;
+    }
+    ++*last_count_;
     for (std::size_t i = 0; i < kLatencyBucketsSeconds.size(); ++i)
         if (s <= kLatencyBucketsSeconds[i]) ++buckets_[i];
     ++latency_count_;

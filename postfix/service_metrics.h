@@ -47,6 +47,11 @@ private:
     // reply -> reason -> count; looked up by string_view, no copies per lookup.
     using Reasons = std::map<std::string, std::uint64_t, std::less<>>;
     std::map<std::string, Reasons, std::less<>> lookups_;
+    // The counter the previous lookup went to: consecutive lookups nearly
+    // always share reply and reason, and map nodes never move.
+    const std::string* last_reply_ = nullptr;
+    const std::string* last_reason_ = nullptr;
+    std::uint64_t* last_count_ = nullptr;
     std::map<std::string, std::uint64_t> discoveries_;
     std::array<std::uint64_t, kLatencyBucketsSeconds.size()> buckets_{};
     std::uint64_t latency_count_ = 0;
