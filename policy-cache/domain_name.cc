@@ -10,17 +10,17 @@
 #include <arpa/inet.h>
 #include <idn2.h>
 
-#include <array>
 #include <cstdlib>
 #include <memory>
 
+#include "policy-cache/domain_name_scan.h"
 #include "policy-cache/finding.h"
 
 namespace stsguard {
 namespace {
 
-constexpr std::size_t kMaxLabel = 63;  // RFC 1035 2.3.4
-constexpr std::size_t kMaxName = 253;  // 255 octets on the wire, minus length bytes and root
+constexpr std::size_t kMaxLabel = detail::kMaxLabelOctets;
+constexpr std::size_t kMaxName = detail::kMaxNameOctets;
 
 struct Idn2Free {
     void operator()(char* p) const { idn2_free(p); }
@@ -163,51 +163,9 @@ bool valid_utf8(std::string_view text) {
     return true;
 }
 
-namespace {
-
-// Octet classes for is_normal_form(): one table load per octet instead of
-// a chain of range tests, because every request and every cached MX name
-// passes through it.
-enum : unsigned char { kBad = 0, kLetter = 1, kDigit = 2, kDot = 4 };
-
-constexpr std::array<unsigned char, 256> make_octet_classes() {
-    std::array<unsigned char, 256> t{};
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = kLetter;
-    t['-'] = kLetter;  // neither can make a label numeric
-    t['_'] = kLetter;
-    for (int c = '0'; c <= '9'; ++c) t[c] = kDigit;
-    t['.'] = kDot;
-    return t;
-}
-
-constexpr std::array<unsigned char, 256> kOctetClass = make_octet_classes();
-
-}  // namespace
-
-bool DomainName::is_normal_form(std::string_view t) {
-    const std::size_t n = t.size();
-    if (n == 0 || n > kMaxName) return false;
-    const auto* s = reinterpret_cast<const unsigned char*>(t.data());
-    if (kOctetClass[s[0]] != kLetter) return false;  // a leading digit may be an IPv4 literal
-    std::size_t i = 0;
-    for (;;) {  // one label per round
-        const std::size_t start = i;
-        unsigned seen = 0;  // the classes met in this label
-        unsigned char k = kDot;
-        while (i < n && ((k = kOctetClass[s[i]]) & (kLetter | kDigit)) != 0) {
-            seen |= k;
-            ++i;
-        }
-        if (i < n && k != kDot) return false;
-        const std::size_t len = i - start;
-        if (len == 0 || len > kMaxLabel) return false;
-        if (s[start] == '-' || s[i - 1] == '-') return false;
-        if (len >= 4 && s[start] == 'x' && s[start + 1] == 'n' && s[start + 2] == '-' && s[start + 3] == '-')
-            return false;
-        if (i == n) return (seen & kLetter) != 0;  // an all-numeric last label is refused
-        ++i;
-    }
-}
+// The scans live in domain_name_scan.cc: a 16-octet SSE2 scan with the
+// octet loop as its reference.
+bool DomainName::is_normal_form(std::string_view t) { return detail::is_normal_form_scan(t); }
 
 std::optional<DomainName> DomainName::parse(std::string_view text, std::string* why) {
     if (is_normal_form(text)) return DomainName(std::string(text));
