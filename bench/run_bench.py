@@ -16,6 +16,10 @@ Measures, on this machine, with bench/loadgen as the socketmap client:
                     practical limit
               medians of each cell, the ratios a/b and a/c of requests
               per server CPU-second, and p99 latencies;
+  placement   a and c at 16 connections with CPUs pinned (taskset): the
+              server alone on CPU 0 and loadgen on CPU 1 (split), and both
+              on CPU 0 (shared), the two layouts an unpinned run on two
+              CPUs lands on;
   memory      RSS of serve idle and under load;
   start-up    fork to first answer with 1,000 and 1,000,000 cached domains;
   lookup cost server CPU per request with 1,000 vs 1,000,000 cached
@@ -134,18 +138,30 @@ def mem_status(pid):
     return out
 
 
+# CPU layouts of server and load generator: "split" puts the server on
+# CPU 0 and loadgen on CPU 1, "shared" puts both on CPU 0, "free" leaves it
+# to the scheduler.  Unpinned, a 2-CPU box lands on either layout from one
+# run to the next, and req/CPU-s of a single-threaded server moves by up to
+# 2x between them (docs/performance.md); the placement phase measures both.
+LAYOUTS = {"free": (None, None), "split": (0, 1), "shared": (0, 0)}
+
+
+def pinned(argv, cpu):
+    return list(argv) if cpu is None else ["taskset", "-c", str(cpu)] + list(argv)
+
+
 class Server:
     """A server under test, a child process in its own process group."""
 
-    def __init__(self, name, argv, addrs, workdir, env=None, ready_key=None):
-        self.name, self.argv, self.addrs, self.env = name, argv, addrs, env
+    def __init__(self, name, argv, addrs, workdir, env=None, ready_key=None, cpu=None):
+        self.name, self.argv, self.addrs, self.env, self.cpu = name, argv, addrs, env, cpu
         self.ready_key = ready_key
         self.logpath = os.path.join(workdir, f"{name}.log")
         self.proc = None
 
     def start(self, timeout=30.0):
         self.logf = open(self.logpath, "ab")
-        self.proc = subprocess.Popen(self.argv, stdout=self.logf, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(pinned(self.argv, self.cpu), stdout=self.logf, stderr=subprocess.STDOUT,
                                      env=self.env, start_new_session=True)
         t_end = time.time() + timeout
         pending = list(self.addrs.values())
@@ -177,10 +193,10 @@ class Server:
             self.logf.close()
 
 
-def loadgen(tools, addr, keys, conns, seconds, pid, label, warmup=0.5, timeout=10.0):
+def loadgen(tools, addr, keys, conns, seconds, pid, label, warmup=0.5, timeout=10.0, cpu=None):
     cmd = [tools["loadgen"], "--connect", addr, "--keys", keys, "-c", str(conns), "-d", str(seconds),
            "--warmup", str(warmup), "--pid", str(pid), "--label", label, "--timeout", str(timeout)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 60)
+    r = subprocess.run(pinned(cmd, cpu), capture_output=True, text=True, timeout=seconds + warmup + 60)
     if r.returncode != 0:
         raise RuntimeError(f"loadgen {label}: {r.stderr.strip()}")
     return json.loads(r.stdout)
@@ -407,6 +423,68 @@ def cache_hit_phase(tools, work, args, results):
     for r in ratios:
         log(f"{r['transport']:9s} {r['conns']:5d} {r['a_over_b_cpu']:8.1f} {r['a_over_c_cpu']:8.2f} "
             f"{r['a_over_b_rps']:9.1f} {r['a_over_c_rps']:9.2f} {r['p99_a_over_c']:8.2f}")
+
+
+def placement_phase(tools, work, args, results):
+    """a vs c at 16 connections with the CPUs pinned: split (server and
+    loadgen on their own CPUs, as on a many-core mail host) and shared (the
+    server shares its CPU with the client).  Explains the spread of the
+    unpinned hit phase, which lands on either layout; the targets are
+    checked there, not here.  The peer is left out: it is multi-threaded,
+    and pinning its threads to one CPU changes its cost by itself."""
+    log("")
+    log("== CPU placement: serve (a) vs refserver (c), 16 connections, pinned layouts")
+    if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        log("  needs 2 CPUs and taskset (util-linux): skipped")
+        return
+    keys, shuf = f"{work}/keys-pl.txt", f"{work}/keys-pl.shuf"
+    fill_stsguard(tools, f"{work}/cache-pl", 10000, keys, shuf)
+    first = open(keys).readline().strip()
+    port_a, port_c = free_port(), free_port()
+    out = {}
+    for layout in ("split", "shared"):
+        server_cpu, client_cpu = LAYOUTS[layout]
+        addrs = {"a": {"tcp": f"inet:127.0.0.1:{port_a}", "unix": f"unix:{work}/pl-a.sock"},
+                 "c": {"tcp": f"inet:127.0.0.1:{port_c}", "unix": f"unix:{work}/pl-c.sock"}}
+        servers = {}
+        cells = []
+        try:
+            servers["a"] = Server(f"pl-a-{layout}", [tools["stsguard"], "-c",
+                                                     stsguard_conf(f"{work}/pl-a.conf", f"{work}/cache-pl",
+                                                                   list(addrs["a"].values())), "serve"],
+                                  addrs["a"], work, ready_key=first, cpu=server_cpu).start()
+            servers["c"] = Server(f"pl-c-{layout}", [tools["refserver"], "--cache", f"{work}/cache-pl", "--match",
+                                                     f"mx1.{first}:mx2.{first} servername=hostname",
+                                                     "--listen", addrs["c"]["tcp"], "--listen", addrs["c"]["unix"]],
+                                  addrs["c"], work, ready_key=first, cpu=server_cpu).start()
+            for srv in servers.values():
+                wait_idle(srv.pid)
+            for rnd in range(args.rounds):
+                for transport in ("tcp", "unix"):
+                    for name in (("a", "c") if rnd % 2 == 0 else ("c", "a")):
+                        label = f"{layout}/{name}/{transport}/r{rnd + 1}"
+                        r = loadgen(tools, addrs[name][transport], keys, 16, args.seconds, servers[name].pid,
+                                    label, cpu=client_cpu)
+                        cells.append((transport, name, r))
+                        log(f"  {label:22s} {r['req_per_server_cpu_s']:9.0f} req/CPU-s  "
+                            f"p99 {r['latency_us']['p99']:6.0f} us")
+        finally:
+            for srv in servers.values():
+                srv.stop()
+        for transport in ("tcp", "unix"):
+            med = {n: median([r["req_per_server_cpu_s"] for t, m, r in cells if t == transport and m == n])
+                   for n in ("a", "c")}
+            p99 = {n: median([r["latency_us"]["p99"] for t, m, r in cells if t == transport and m == n])
+                   for n in ("a", "c")}
+            out[f"{layout}/{transport}"] = {"a_req_per_cpu_s": med["a"], "c_req_per_cpu_s": med["c"],
+                                            "a_over_c_cpu": med["a"] / med["c"], "p99_a_over_c": p99["a"] / p99["c"]}
+    results["placement"] = out
+    log("")
+    log(f"{'layout':7s} {'transport':9s} {'a req/CPU-s':>11s} {'c req/CPU-s':>11s} {'a/c CPU':>8s} {'p99 a/c':>8s}")
+    for key, v in out.items():
+        layout, transport = key.split("/")
+        log(f"{layout:7s} {transport:9s} {v['a_req_per_cpu_s']:11.0f} {v['c_req_per_cpu_s']:11.0f} "
+            f"{v['a_over_c_cpu']:8.2f} {v['p99_a_over_c']:8.2f}")
 
 
 def startup_and_lookup_phase(tools, work, args, results):
@@ -640,7 +718,8 @@ def main():
     ap.add_argument("--big", type=int, default=1000000, help="the large cache for start-up and lookup cost")
     ap.add_argument("--startup-reps", type=int, default=5)
     ap.add_argument("--cold-domains", type=int, default=1000)
-    ap.add_argument("--phases", default="hit,startup,cold,instr", help="comma list of hit, startup, cold, instr")
+    ap.add_argument("--phases", default="hit,placement,startup,cold,instr",
+                    help="comma list of hit, placement, startup, cold, instr")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     args.conns = [int(x) for x in args.conns.split(",")]
@@ -670,6 +749,8 @@ def main():
             f"peer postfix-mta-sts-resolver {peer_v}")
         if "hit" in phases:
             cache_hit_phase(tools, work, args, results)
+        if "placement" in phases:
+            placement_phase(tools, work, args, results)
         if "startup" in phases:
             startup_and_lookup_phase(tools, work, args, results)
         if "cold" in phases:
