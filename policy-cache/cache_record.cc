@@ -143,7 +143,10 @@ public:
     bool str(std::string& s, int width, std::size_t limit, const char* f) {
         std::string_view v;
         if (!take(v, width, limit, f)) return false;
-        s.assign(v);
+        // resize() keeps the storage and is free when the size is the
+        // same as in the last record decoded into s; assign() is not.
+        s.resize(v.size());
+        if (!v.empty()) std::memcpy(s.data(), v.data(), v.size());
         return true;
     }
     // str() without the copy: the same checks, the bytes passed over.
