@@ -576,11 +576,18 @@ def startup_and_lookup_phase(tools, work, args, results):
 
 
 def callgrind_total(path):
-    """Total instructions (Ir) of a callgrind output file."""
+    """Total instructions (Ir) of a callgrind output file.  "totals:" is
+    what was collected; "summary:" can be 0 when instrumentation started
+    off (--instr-atstart=no), so totals wins."""
+    found = {}
     with open(path) as f:
         for line in f:
             if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
+                found[line.split(":")[0]] = int(line.split()[1])
+    if "totals" in found:
+        return found["totals"]
+    if "summary" in found:
+        return found["summary"]
     raise RuntimeError(f"{path}: no summary line")
 
 
@@ -588,12 +595,14 @@ def instr_phase(tools, work, args, results):
     """User-space instructions per cache-hit request, under callgrind: a
     figure that does not move with the box's load or with where the
     scheduler puts the server and the client (req per CPU-s does, see
-    docs/performance.md).  Each server runs twice, under a short and a
-    longer load; the difference in instructions over the difference in
-    requests leaves out start-up and shut-down."""
+    docs/performance.md).  Each server runs with instrumentation off
+    through start-up and serve's first cache sweep (5 s after start);
+    callgrind_control turns it on for the load only, so the count holds
+    the event loop, the system call wrappers and the requests, nothing
+    else."""
     log("")
     log("== user-space instructions per cache-hit request (callgrind; unix socket, 4 connections)")
-    if not shutil.which("valgrind"):
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         log("  valgrind missing (make bench-deps): skipped")
         return
     cache, keys, shuf = f"{work}/cache-instr", f"{work}/keys-instr.txt", f"{work}/keys-instr.shuf"
@@ -601,26 +610,30 @@ def instr_phase(tools, work, args, results):
     first = open(keys).readline().strip()
     out = {}
     for name in ("a", "c"):
-        runs = []
-        for seconds in (2, 6):
-            addr = f"unix:{work}/instr-{name}.sock"
-            cg = f"{work}/callgrind-{name}-{seconds}.out"
-            if name == "a":
-                argv = [tools["stsguard"], "-c", stsguard_conf(f"{work}/instr.conf", cache, [addr]), "serve"]
-            else:
-                argv = [tools["refserver"], "--cache", cache, "--match",
-                        f"mx1.{first}:mx2.{first} servername=hostname", "--listen", addr]
-            srv = Server(f"instr-{name}-{seconds}", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg}"] + argv,
-                         {"unix": addr}, work, ready_key=first).start(timeout=120)
-            try:
-                r = loadgen(tools, addr, keys, 4, seconds, srv.pid, f"instr-{name}-{seconds}", warmup=0, timeout=30)
-            finally:
-                srv.stop()  # SIGTERM: callgrind writes its file as the server exits
-            runs.append((r["requests"], callgrind_total(cg)))
-        (n1, i1), (n2, i2) = runs
-        out[name] = {"instructions_per_request": (i2 - i1) / (n2 - n1), "runs": runs}
+        addr = f"unix:{work}/instr-{name}.sock"
+        cg = f"{work}/callgrind-{name}.out"
+        if name == "a":
+            argv = [tools["stsguard"], "-c", stsguard_conf(f"{work}/instr.conf", cache, [addr]), "serve"]
+        else:
+            argv = [tools["refserver"], "--cache", cache, "--match",
+                    f"mx1.{first}:mx2.{first} servername=hostname", "--listen", addr]
+        t_start = time.time()
+        srv = Server(f"instr-{name}", ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                       f"--callgrind-out-file={cg}"] + argv,
+                     {"unix": addr}, work, ready_key=first).start(timeout=120)
+        try:
+            time.sleep(max(0.0, t_start + 8 - time.time()))  # past serve's first sweep (5 s)
+            wait_idle(srv.pid)
+            subprocess.run(["callgrind_control", "-i", "on", str(srv.pid)], check=True, capture_output=True)
+            r = loadgen(tools, addr, keys, 4, 6, srv.pid, f"instr-{name}", warmup=0, timeout=30)
+            subprocess.run(["callgrind_control", "-i", "off", str(srv.pid)], check=True, capture_output=True)
+        finally:
+            srv.stop()  # SIGTERM: callgrind writes its file as the server exits
+        total = callgrind_total(cg)
+        out[name] = {"instructions_per_request": total / r["requests"], "instructions": total,
+                     "requests": r["requests"]}
         log(f"  {name}: {out[name]['instructions_per_request']:,.0f} instructions per request "
-            f"({n1} and {n2} requests)")
+            f"({r['requests']} requests)")
     out["a_over_c"] = out["a"]["instructions_per_request"] / out["c"]["instructions_per_request"]
     log(f"  a/c: {out['a_over_c']:.1f}x the reference's instructions")
     results["instructions"] = out
