@@ -172,6 +172,17 @@ std::optional<DomainName> DomainName::parse(std::string_view text, std::string* 
     return parse_general(text, why);
 }
 
+bool DomainName::parse_into(std::string_view text, DomainName& into, std::string* why) {
+    if (is_normal_form(text)) {
+        into.name_.assign(text);  // no allocation once into has held a name this long
+        return true;
+    }
+    auto d = parse_general(text, why);
+    if (!d) return false;
+    into = std::move(*d);
+    return true;
+}
+
 std::optional<DomainName> DomainName::parse_general(std::string_view text, std::string* why) {
     if (text.empty()) {
         fail(why, "empty name");

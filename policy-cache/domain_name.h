@@ -34,6 +34,10 @@ public:
     // the MX matcher take it as a shortcut.
     static bool is_normal_form(std::string_view text);
 
+    // parse() into an existing name, reusing its storage (the serve hot
+    // path parses one key per request).  On failure `into` is unchanged.
+    static bool parse_into(std::string_view text, DomainName& into, std::string* why = nullptr);
+
     // parse() without that shortcut: every name through every check.
     // parse(t) and parse_general(t) agree for every t (tested).
     static std::optional<DomainName> parse_general(std::string_view text,

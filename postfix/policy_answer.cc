@@ -48,23 +48,25 @@ std::string postfix_match_pattern(const std::string& p) {
     return p.rfind("*.", 0) == 0 ? p.substr(1) : p;
 }
 
-Answer decide_answer(const DomainName& domain, const DomainView& view, const MapSettings& map, Explain explain) {
+void decide_answer_into(const DomainName& domain, const DomainView& view, const MapSettings& map, Explain explain,
+                        Answer& into) {
     const bool explained = explain == Explain::yes;
+    auto give = [&into](Answer a) { into = std::move(a); };
     using State = DomainView::State;
     if (view.state == State::temp_failure) {
         std::string why = "no usable policy: " + view.failure_code + " (" + view.failure_reason + ")";
         if (map.on_temp_failure == OnTempFailure::temp)
-            return {SocketmapReply::temp("MTA-STS policy of " + domain.str() + " unavailable: " + view.failure_reason),
-                    "temp-failure", why};
-        return notfound("temp-failure-open", why);
+            return give(Answer{SocketmapReply::temp("MTA-STS policy of " + domain.str() + " unavailable: " + view.failure_reason),
+                    "temp-failure", why});
+        return give(notfound("temp-failure-open", why));
     }
     if (view.state == State::no_policy || view.policy == nullptr)
-        return notfound("no-policy", view.failure_code.empty() ? "no MTA-STS policy" : view.failure_code + ": " + view.failure_reason);
+        return give(notfound("no-policy", view.failure_code.empty() ? "no MTA-STS policy" : view.failure_code + ": " + view.failure_reason));
 
     const Policy& p = *view.policy;
-    if (p.mode == Mode::none) return notfound("mode-none", "policy mode none");
+    if (p.mode == Mode::none) return give(notfound("mode-none", "policy mode none"));
     if (p.mode == Mode::testing && map.testing == TestingPolicies::report_only)
-        return notfound("mode-testing", "policy mode testing: report only");
+        return give(notfound("mode-testing", "policy mode testing: report only"));
 
     const bool attrs = map.attributes == PostfixAttributes::on;
     const std::string mode = mode_name(p.mode);
@@ -74,13 +76,13 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
         for (const auto& pat : p.mx) m.push_back(postfix_match_pattern(pat));
         std::string text = "secure match=" + join(m, ":") + " servername=hostname";
         if (attrs) text += sts_attributes(domain, p, view.remaining, nullptr);
-        return {SocketmapReply::ok(std::move(text)), mode,
-                explained ? "policy " + mode + ", patterns " + join(p.mx, ", ") : std::string()};
+        return give(Answer{SocketmapReply::ok(std::move(text)), mode,
+                explained ? "policy " + mode + ", patterns " + join(p.mx, ", ") : std::string()});
     }
 
     if (!view.mx_hosts) {
-        return {SocketmapReply::temp("MTA-STS: MX lookup for " + domain.str() + " failed: " + view.mx_failure),
-                "mx-lookup-failed", "policy " + mode + ", MX lookup failed: " + view.mx_failure};
+        return give(Answer{SocketmapReply::temp("MTA-STS: MX lookup for " + domain.str() + " failed: " + view.mx_failure),
+                "mx-lookup-failed", "policy " + mode + ", MX lookup failed: " + view.mx_failure});
     }
     // The reply to nearly every lookup is built in place: approved hosts
     // go straight into the text, no list of them in between.
@@ -89,7 +91,8 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
     constexpr std::string_view kTail = " servername=hostname";
     std::size_t size = kHead.size() + kTail.size();
     for (const auto& host : *view.mx_hosts) size += host.size() + 1;
-    std::string text;
+    std::string& text = into.reply.text;  // keeps its storage between requests
+    text.clear();
     text.reserve(size);
     text += kHead;
     for (const auto& host : *view.mx_hosts) {
@@ -108,11 +111,12 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
             for (const auto& pat : p.mx) m.push_back(postfix_match_pattern(pat));
             std::string refused = "secure match=" + join(m, ":") + " servername=hostname" +
                                   sts_attributes(domain, p, view.remaining, "validation-failure");
-            return {SocketmapReply::ok(std::move(refused)), "no-mx-match", why};
+            return give(Answer{SocketmapReply::ok(std::move(refused)), "no-mx-match", why});
         }
-        return {SocketmapReply::temp("MTA-STS: " + why), "no-mx-match", why};
+        return give(Answer{SocketmapReply::temp("MTA-STS: " + why), "no-mx-match", why});
     }
-    std::string why;
+    std::string& why = into.why;
+    why.clear();
     if (explained) {
         // Host names hold no ':', so the match list splits back cleanly.
         why = "policy " + mode + ", approved MX ";
@@ -127,7 +131,14 @@ Answer decide_answer(const DomainName& domain, const DomainView& view, const Map
     }
     text += kTail;
     if (attrs) text += sts_attributes(domain, p, view.remaining, nullptr);
-    return {SocketmapReply::ok(std::move(text)), mode, std::move(why)};
+    into.reply.kind = SocketmapReply::Kind::ok;
+    into.why_code = mode;
+}
+
+Answer decide_answer(const DomainName& domain, const DomainView& view, const MapSettings& map, Explain explain) {
+    Answer a;
+    decide_answer_into(domain, view, map, explain, a);
+    return a;
 }
 
 }  // namespace stsguard

@@ -80,6 +80,11 @@ enum class Explain { yes, no };
 
 Answer decide_answer(const DomainName& domain, const DomainView& view, const MapSettings& map,
                      Explain explain = Explain::yes);
+// The same into `into`, whatever it held: a policy answer's reply text and
+// why keep the storage they had (the serve hot path decides one answer per
+// request into the same Answer).
+void decide_answer_into(const DomainName& domain, const DomainView& view, const MapSettings& map, Explain explain,
+                        Answer& into);
 
 // "*.x" -> ".x", others unchanged: Postfix's match syntax (patterns mode).
 std::string postfix_match_pattern(const std::string& sts_pattern);

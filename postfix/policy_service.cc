@@ -58,26 +58,26 @@ PolicyService::PolicyService(PolicyStore& store, DiscoveryPool& pool, const Cloc
     : store_(store), pool_(pool), clock_(clock), loop_(loop), settings_(std::move(settings)), log_(log),
       metrics_(metrics), explain_(settings_.log_decisions == DecisionLog::on ? Explain::yes : Explain::no) {}
 
-SocketmapReply PolicyService::finish(const DomainName* domain, const std::string& key, Answer a,
-                                    const char* cache, std::chrono::steady_clock::time_point t0) {
+void PolicyService::finish(const DomainName* domain, const std::string& key, const Answer& a, const char* cache,
+                           std::chrono::steady_clock::time_point t0) {
     const char* kind = reply_kind(a.reply);
     metrics_.count_lookup(kind, a.why_code, std::chrono::steady_clock::now() - t0);
     if (settings_.log_decisions == DecisionLog::on)
         log_.info((domain ? domain->str() : key) + ": answer=" + kind + " reason=" + a.why_code + " cache=" +
                   cache + " (" + a.why + ")");
-    return std::move(a.reply);
 }
 
 SocketmapHandler::Answered PolicyService::answer_now(const SocketmapRequest& req, SocketmapReply& out) {
     const auto t0 = std::chrono::steady_clock::now();
     const MapSettings& map = settings_.map_for(req.map_name);
-    KeyClass k = classify_key(req.key);
+    KeyClass& k = key_;
+    classify_key_into(req.key, k);
     if (k.kind != KeyClass::Kind::domain) {
         if (k.kind == KeyClass::Kind::invalid) log_.warning("request key '" + req.key + "': " + k.why);
-        out = finish(nullptr, req.key,
-                     Answer{SocketmapReply::notfound(), k.kind == KeyClass::Kind::invalid ? "invalid-key" : "not-a-domain",
-                            k.why},
-                     "none", t0);
+        const Answer a{SocketmapReply::notfound(), k.kind == KeyClass::Kind::invalid ? "invalid-key" : "not-a-domain",
+                       k.why};
+        finish(nullptr, req.key, a, "none", t0);
+        out = a.reply;
         return Answered::now;
     }
     const DomainName& d = *k.domain;
@@ -100,7 +100,11 @@ SocketmapHandler::Answered PolicyService::answer_now(const SocketmapRequest& req
     if (last_use_worth_recording(rec, now)) used_[d.str()] = now;
     if (a.refresh == Assessment::Refresh::now || mx_unknown) return Answered::later;
     metrics_.count_cache(true);
-    out = finish(&d, req.key, decide_answer(d, view_of(rec, a), map, explain_), "hit", t0);
+    decide_answer_into(d, view_of(rec, a), map, explain_, answer_);
+    finish(&d, req.key, answer_, "hit", t0);
+    // Copied, not moved: out and answer_ both keep their storage.
+    out.kind = answer_.reply.kind;
+    out.text.assign(answer_.reply.text);
     if (a.refresh == Assessment::Refresh::background || a.mx_stale) pool_.submit(d, nullptr);
     return Answered::now;
 }
@@ -138,8 +142,9 @@ void PolicyService::discover_now(const DomainName& d, const MapSettings& map,
             if (pending->answered.exchange(true)) return;
             self->loop_.cancel(pending->timer);
             Assessment a = assess(record, self->clock_.now());
-            done(self->finish(&d, d.str(), decide_answer(d, view_of(record, a, "cache-error", "cache unavailable"), map),
-                              "miss", t0));
+            Answer ans = decide_answer(d, view_of(record, a, "cache-error", "cache unavailable"), map);
+            self->finish(&d, d.str(), ans, "miss", t0);
+            done(std::move(ans.reply));
         });
     };
     auto sub = pool_.submit(d, on_done);
@@ -149,7 +154,9 @@ void PolicyService::discover_now(const DomainName& d, const MapSettings& map,
         v.state = DomainView::State::temp_failure;
         v.failure_code = "overloaded";
         v.failure_reason = "discovery queue full";
-        done(finish(&d, d.str(), decide_answer(d, v, map), "miss", t0));
+        Answer ans = decide_answer(d, v, map);
+        finish(&d, d.str(), ans, "miss", t0);
+        done(std::move(ans.reply));
         return;
     }
     pending->timer = loop_.run_after(settings_.lookup_wait, [self, pending, d, map, t0, done] {
@@ -158,7 +165,9 @@ void PolicyService::discover_now(const DomainName& d, const MapSettings& map,
         v.state = DomainView::State::temp_failure;
         v.failure_code = "lookup-wait";
         v.failure_reason = "policy discovery did not finish within lookup_wait";
-        done(self->finish(&d, d.str(), decide_answer(d, v, map), "miss", t0));
+        Answer ans = decide_answer(d, v, map);
+        self->finish(&d, d.str(), ans, "miss", t0);
+        done(std::move(ans.reply));
     });
 }
 

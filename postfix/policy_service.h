@@ -32,6 +32,7 @@
 #include "policy-cache/policy_store.h"
 #include "postfix/event_loop.h"
 #include "postfix/policy_answer.h"
+#include "postfix/socketmap_key.h"
 #include "postfix/service_metrics.h"
 #include "postfix/socketmap_server.h"
 
@@ -71,9 +72,9 @@ public:
     void flush_last_used();
 
 private:
-    // Counts and (log_decisions) logs the answer; returns its reply.
-    SocketmapReply finish(const DomainName* domain, const std::string& key, Answer a, const char* cache,
-                          std::chrono::steady_clock::time_point t0);
+    // Counts and (log_decisions) logs the answer.
+    void finish(const DomainName* domain, const std::string& key, const Answer& a, const char* cache,
+                std::chrono::steady_clock::time_point t0);
     void discover_now(const DomainName& d, const MapSettings& map, std::chrono::steady_clock::time_point t0,
                       ReplyFn done);
 
@@ -86,7 +87,11 @@ private:
     ServiceMetrics& metrics_;
     const Explain explain_;  // Answer::why is built only for the decision log
     std::unordered_map<std::string, UnixTime> used_;  // domain -> last lookup, not yet flushed
-    std::optional<CacheRecord> scratch_;  // answer_now()'s record; loop thread only
+    // answer_now()'s key, record and answer, kept so that their storage
+    // is reused from one request to the next; loop thread only.
+    KeyClass key_;
+    std::optional<CacheRecord> scratch_;
+    Answer answer_;
     EventLoop::time_point last_store_warning_{};
 };
 

@@ -295,7 +295,8 @@ void SocketmapServer::Connection::dispatch(const std::string& data) {
     ++server_.counters_.requests;
     std::shared_ptr<ReplyState> state;
     try {
-        SocketmapReply now;
+        // A member, so that its text keeps its storage between requests.
+        SocketmapReply& now = now_;
         if (handler->answer_now(req, now) == SocketmapHandler::Answered::now) {
             complete(seq, now, false);
             return;

@@ -81,6 +81,7 @@ private:
     NetstringDecoder decoder_;
     std::string request_;  // the request being dispatched; its storage is reused
     SocketmapRequest req_;  // the same, split for the handler
+    SocketmapReply now_;    // its answer from the handler's fast path
     std::string inbuf_;  // read but not yet decoded (only while paused)
     std::size_t in_off_ = 0;
     std::deque<Slot> pending_;  // requests in arrival order, answered from the front

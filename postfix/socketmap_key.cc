@@ -15,24 +15,37 @@ bool is_ip_literal(std::string_view s) {
     return inet_pton(AF_INET, t.c_str(), buf) == 1 || inet_pton(AF_INET6, t.c_str(), buf) == 1;
 }
 
-KeyClass skip(std::string why) { return {KeyClass::Kind::skip, std::nullopt, std::move(why)}; }
+void set(KeyClass& out, KeyClass::Kind kind, std::string why) {
+    out.kind = kind;
+    out.domain.reset();
+    out.why = std::move(why);
+}
 
 }  // namespace
 
-KeyClass classify_key(std::string_view key) {
-    if (key.empty()) return {KeyClass::Kind::invalid, std::nullopt, "empty key"};
-    if (key.front() == '[') return skip("explicit next hop [host]: MTA-STS applies to MX lookups only");
-    if (key.front() == '.') return skip("parent-domain key: answered by the exact domain's lookup");
-    if (is_ip_literal(key)) return skip("IP address: MTA-STS needs a domain name");
-    if (key.find(':') != std::string_view::npos) return skip("host:port next hop: not an MX lookup");
+void classify_key_into(std::string_view key, KeyClass& out) {
+    using Kind = KeyClass::Kind;
+    if (key.empty()) return set(out, Kind::invalid, "empty key");
+    if (key.front() == '[') return set(out, Kind::skip, "explicit next hop [host]: MTA-STS applies to MX lookups only");
+    if (key.front() == '.') return set(out, Kind::skip, "parent-domain key: answered by the exact domain's lookup");
+    if (is_ip_literal(key)) return set(out, Kind::skip, "IP address: MTA-STS needs a domain name");
+    if (key.find(':') != std::string_view::npos) return set(out, Kind::skip, "host:port next hop: not an MX lookup");
     std::string why;
-    auto d = DomainName::parse(key, &why);
-    if (!d) return {KeyClass::Kind::invalid, std::nullopt, "invalid domain '" + std::string(key) + "': " + why};
+    const bool ok = out.domain ? DomainName::parse_into(key, *out.domain, &why)
+                               : (out.domain = DomainName::parse(key, &why)).has_value();
+    if (!ok) return set(out, Kind::invalid, "invalid domain '" + std::string(key) + "': " + why);
     // A single-label name is never an MTA-STS policy domain (there is no
     // mta-sts.<tld> policy to fetch for a bare TLD in practice, and
     // Postfix asks for "localhost"-style names for local transports).
-    if (d->str().find('.') == std::string::npos) return skip("single-label name");
-    return {KeyClass::Kind::domain, std::move(d), {}};
+    if (out.domain->str().find('.') == std::string::npos) return set(out, Kind::skip, "single-label name");
+    out.kind = Kind::domain;
+    out.why.clear();
+}
+
+KeyClass classify_key(std::string_view key) {
+    KeyClass k;
+    classify_key_into(key, k);
+    return k;
 }
 
 }  // namespace stsguard

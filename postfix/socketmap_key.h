@@ -32,4 +32,9 @@ struct KeyClass {
 
 KeyClass classify_key(std::string_view key);
 
+// classify_key() into `out`, whatever it held before.  A domain key
+// reuses the storage of the domain out held (the serve hot path
+// classifies one key per request into the same KeyClass).
+void classify_key_into(std::string_view key, KeyClass& out);
+
 }  // namespace stsguard

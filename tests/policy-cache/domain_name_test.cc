@@ -199,3 +199,21 @@ TEST_CASE("valid_utf8: well-formed sequences pass, malformed ones fail") {
     CHECK_FALSE(valid_utf8("\x80"));              // lone continuation
     CHECK_FALSE(valid_utf8("\xff"));
 }
+
+TEST_CASE("DomainName: parse_into agrees with parse and leaves the name alone on failure") {
+    DomainName into = *DomainName::parse("first.example");
+    for (const char* text : {"mx1.example.com", "MX.Example.COM.", "b\xC3\xBC" "cher.example", "a.b", "_mta-sts.example.net"}) {
+        const auto expect = DomainName::parse(text);
+        REQUIRE_MESSAGE(expect, text);
+        std::string why;
+        CHECK_MESSAGE(DomainName::parse_into(text, into, &why), text);
+        CHECK_MESSAGE(into.str() == expect->str(), text);
+    }
+    const std::string before = into.str();
+    for (const char* bad : {"", "a..b", "192.0.2.1", "bad host.example", "-x.example"}) {
+        std::string why;
+        CHECK_FALSE_MESSAGE(DomainName::parse_into(bad, into, &why), bad);
+        CHECK_MESSAGE(why == [&] { std::string w; DomainName::parse(bad, &w); return w; }(), bad);
+        CHECK(into.str() == before);
+    }
+}

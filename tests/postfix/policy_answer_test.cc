@@ -12,6 +12,15 @@ using namespace stsguard;
 
 namespace {
 
+Policy enforce_policy(std::vector<std::string> mx) {
+    Policy p;
+    p.version = "STSv1";
+    p.mode = Mode::enforce;
+    p.max_age = Seconds{86400};
+    p.mx = std::move(mx);
+    return p;
+}
+
 std::vector<std::string> split(const std::string& s, const std::string& sep) {
     std::vector<std::string> out;
     std::size_t pos = 0;
@@ -94,11 +103,7 @@ TEST_CASE("4.1: patterns mode maps *.x to Postfix .x, exact names unchanged") {
 }
 
 TEST_CASE("answer: the reason for a no-MX-match names the MX hosts and the patterns") {
-    Policy p;
-    p.version = "STSv1";
-    p.mode = Mode::enforce;
-    p.max_age = Seconds{86400};
-    p.mx = {"mx.legit.test"};
+    const Policy p = enforce_policy({"mx.legit.test"});
     DomainView v;
     v.state = DomainView::State::policy;
     v.policy = &p;
@@ -112,11 +117,7 @@ TEST_CASE("answer: the reason for a no-MX-match names the MX hosts and the patte
 }
 
 TEST_CASE("answer: Explain::no gives the same reply and reason code, without the text") {
-    Policy p;
-    p.version = "STSv1";
-    p.mode = Mode::enforce;
-    p.max_age = Seconds{86400};
-    p.mx = {"*.Example.test", "mx9.other.test"};
+    const Policy p = enforce_policy({"*.Example.test", "mx9.other.test"});
     DomainView v;
     v.state = DomainView::State::policy;
     v.policy = &p;
@@ -138,4 +139,51 @@ TEST_CASE("answer: Explain::no gives the same reply and reason code, without the
           "secure match=mx1.example.test:mx9.other.test servername=hostname");
     CHECK(decide_answer(d, v, MapSettings{}, Explain::yes).why ==
           "policy enforce, approved MX mx1.example.test, mx9.other.test");
+}
+
+TEST_CASE("answer: deciding into a used Answer gives what a fresh one gives, for every state") {
+    // The serve hot path decides every request into the same Answer.
+    const Policy p = enforce_policy({"*.example.test"});
+    const std::vector<std::string> good{"mx1.example.test", "mx2.example.test"};
+    const std::vector<std::string> rogue{"mx.rogue.test"};
+    const auto d = *DomainName::parse("example.test");
+    std::vector<DomainView> views;
+    DomainView v;
+    v.state = DomainView::State::policy;
+    v.policy = &p;
+    v.remaining = Seconds{3600};
+    v.mx_hosts = &good;
+    views.push_back(v);  // OK secure match=...
+    v.mx_hosts = &rogue;
+    views.push_back(v);  // no MX matches
+    v.mx_hosts = nullptr;
+    v.mx_failure = "SERVFAIL";
+    views.push_back(v);  // MX lookup failed
+    DomainView none;
+    none.state = DomainView::State::no_policy;
+    views.push_back(none);
+    DomainView temp;
+    temp.state = DomainView::State::temp_failure;
+    temp.failure_code = "fetch-timeout";
+    temp.failure_reason = "timed out";
+    views.push_back(temp);
+    Answer reused;
+    for (int round = 0; round < 2; ++round) {
+        for (const MxMatchMode m : {MxMatchMode::exact, MxMatchMode::patterns}) {
+            MapSettings map;
+            map.mx_match = m;
+            for (const Explain e : {Explain::yes, Explain::no}) {
+                for (std::size_t i = 0; i < views.size(); ++i) {
+                    decide_answer_into(d, views[i], map, e, reused);
+                    const Answer fresh = decide_answer(d, views[i], map, e);
+                    CHECK_MESSAGE(reused.reply.kind == fresh.reply.kind, i);
+                    CHECK_MESSAGE(reused.reply.text == fresh.reply.text, i);
+                    CHECK_MESSAGE(reused.why_code == fresh.why_code, i);
+                    CHECK_MESSAGE(reused.why == fresh.why, i);
+                }
+            }
+        }
+    }
+    decide_answer_into(d, views[0], MapSettings{}, Explain::no, reused);
+    CHECK(reused.reply.text == "secure match=mx1.example.test:mx2.example.test servername=hostname");
 }

@@ -48,3 +48,21 @@ TEST_CASE("key: internationalized names become A-labels") {
     REQUIRE(k.kind == K::domain);
     CHECK(k.domain->str() == "xn--bcher-kva.example");
 }
+
+TEST_CASE("key: classifying into a used KeyClass gives what a fresh one gives, for every kind in any order") {
+    // The serve hot path classifies every request into the same KeyClass.
+    const char* keys[] = {"example.com", "Mail.Example.COM", "[mx.example.com]:25", "d0000001.bench.test",
+                          "bad..name", ".example.com", "localhost", "192.0.2.1", "a-much-longer-name.example.org",
+                          "example.com", "", "xn--bcher-kva.example", "host.example:587", "short.io"};
+    KeyClass reused;
+    for (int round = 0; round < 2; ++round) {
+        for (const char* key : keys) {
+            classify_key_into(key, reused);
+            const KeyClass fresh = classify_key(key);
+            CHECK_MESSAGE(reused.kind == fresh.kind, key);
+            CHECK_MESSAGE(reused.why == fresh.why, key);
+            REQUIRE_MESSAGE(reused.domain.has_value() == fresh.domain.has_value(), key);
+            if (fresh.domain) CHECK_MESSAGE(reused.domain->str() == fresh.domain->str(), key);
+        }
+    }
+}
