@@ -18,8 +18,11 @@ void ServiceMetrics::count_lookup(std::string_view reply, std::string_view reaso
         last_count_ = &c->second;
     }
     ++*last_count_;
-    for (std::size_t i = 0; i < kLatencyBucketsSeconds.size(); ++i)
-        if (s <= kLatencyBucketsSeconds[i]) ++buckets_[i];
+    // One counter per bucket, cumulated when rendered: a lookup stops at
+    // the first bound it fits (nearly always the first one or two).
+    std::size_t i = 0;
+    while (i < kLatencyBucketsSeconds.size() && s > kLatencyBucketsSeconds[i]) ++i;
+    if (i < kLatencyBucketsSeconds.size()) ++buckets_[i];
     ++latency_count_;
     latency_sum_ += s;
 }
@@ -56,8 +59,10 @@ std::string ServiceMetrics::render(const GaugeSnapshot& g) const {
     for (const auto& [k, v] : discoveries_) o << "stsguard_discoveries_total{outcome=\"" << k << "\"} " << v << "\n";
     o << "# HELP stsguard_lookup_duration_seconds Time from request to reply.\n"
          "# TYPE stsguard_lookup_duration_seconds histogram\n";
+    std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < kLatencyBucketsSeconds.size(); ++i)
-        o << "stsguard_lookup_duration_seconds_bucket{le=\"" << kLatencyBucketsSeconds[i] << "\"} " << buckets_[i]
+        o << "stsguard_lookup_duration_seconds_bucket{le=\"" << kLatencyBucketsSeconds[i] << "\"} "
+          << (cumulative += buckets_[i])
           << "\n";
     o << "stsguard_lookup_duration_seconds_bucket{le=\"+Inf\"} " << latency_count_ << "\n"
       << "stsguard_lookup_duration_seconds_sum " << latency_sum_ << "\n"

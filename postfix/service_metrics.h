@@ -53,6 +53,8 @@ private:
     const std::string* last_reason_ = nullptr;
     std::uint64_t* last_count_ = nullptr;
     std::map<std::string, std::uint64_t> discoveries_;
+    // Lookups per latency bucket, not cumulative: those above the one
+    // before and at most its bound; render() sums them for Prometheus.
     std::array<std::uint64_t, kLatencyBucketsSeconds.size()> buckets_{};
     std::uint64_t latency_count_ = 0;
     double latency_sum_ = 0;

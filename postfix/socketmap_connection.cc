@@ -355,7 +355,7 @@ void SocketmapServer::Connection::complete(std::uint64_t seq, const SocketmapRep
     if (first) {
         pending_.pop_front();
         ++server_.counters_.replies;
-        last_activity_ = server_.loop_.now();
+        if (!in_dispatch_) last_activity_ = server_.loop_.now();  // dispatch() has just set it
     } else {
         slot.ready = true;
     }
