@@ -192,6 +192,20 @@ int Txn::renew() {
     return rc;
 }
 
+MDB_txn* Txn::release_reset() {
+    if (live_ || kind_ != TxnKind::read_only) return nullptr;
+    MDB_txn* t = txn_;
+    txn_ = nullptr;
+    return t;
+}
+
+void Txn::adopt_reset(MDB_txn* t) {
+    abort();
+    txn_ = t;
+    kind_ = TxnKind::read_only;
+    live_ = false;
+}
+
 int Txn::open_dbi(const char* name, unsigned flags, MDB_dbi& out) const {
     return mdb_dbi_open(txn_, name, flags, &out);
 }
@@ -258,7 +272,9 @@ MapLock::~MapLock() { pthread_rwlock_destroy(&lock_); }
 // ---- ReadTxnPool -------------------------------------------------------
 
 int ReadTxnPool::acquire(const Env& env, Txn& out) {
-    {
+    if (MDB_txn* t = hot_.exchange(nullptr)) {
+        out.adopt_reset(t);
+    } else {
         std::lock_guard<std::mutex> g(m_);
         if (!idle_.empty()) {
             out = std::move(idle_.back());
@@ -275,6 +291,13 @@ int ReadTxnPool::acquire(const Env& env, Txn& out) {
 void ReadTxnPool::release(Txn&& txn) {
     if (txn.get() == nullptr) return;
     txn.reset();
+    if (hot_.load() == nullptr) {
+        if (MDB_txn* t = txn.release_reset()) {
+            MDB_txn* empty = nullptr;
+            if (hot_.compare_exchange_strong(empty, t)) return;
+            txn.adopt_reset(t);  // another thread filled the slot first
+        }
+    }
     std::lock_guard<std::mutex> g(m_);
     if (idle_.size() < max_idle_) {
         idle_.push_back(std::move(txn));
@@ -284,6 +307,8 @@ void ReadTxnPool::release(Txn&& txn) {
 }
 
 void ReadTxnPool::clear() {
+    Txn hot;
+    hot.adopt_reset(hot_.exchange(nullptr));  // aborted as it goes out of scope
     std::lock_guard<std::mutex> g(m_);
     idle_.clear();  // ~Txn aborts each, freeing its reader slot
 }

@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <mutex>
 #include <string>
@@ -136,6 +137,12 @@ public:
     bool live() const { return live_; }
     MDB_txn* get() const { return txn_; }
 
+    // For ReadTxnPool's lock-free slot: hands over the handle of a reset
+    // read-only transaction, leaving this one empty (nullptr for any other
+    // state, which stays put), and takes such a handle over.
+    MDB_txn* release_reset();
+    void adopt_reset(MDB_txn* t);
+
     int open_dbi(const char* name, unsigned flags, MDB_dbi& out) const;
     // MDB_NOTFOUND when absent.  out points into the map: valid until the
     // transaction ends or writes to this key.
@@ -203,7 +210,10 @@ private:
 
 // Reset read-only transactions for reuse: renewing one costs two stores
 // into the reader table instead of a malloc and a reader-table mutex.
-// Each idle transaction keeps its reader slot; at most max_idle are kept.
+// Each idle transaction keeps its reader slot; at most max_idle + 1 are
+// kept: one in a slot taken and refilled with one atomic exchange (the
+// serve loop's lookup per request nearly always finds it), the rest in a
+// list under a mutex for concurrent readers.
 // Thread-safe.  Must be cleared (or destroyed) before its Env closes.
 class ReadTxnPool {
 public:
@@ -219,6 +229,7 @@ public:
     void clear();
 
 private:
+    std::atomic<MDB_txn*> hot_{nullptr};  // a reset read-only handle, owned by the pool
     std::mutex m_;
     std::vector<Txn> idle_;
     std::size_t max_idle_;

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -173,6 +174,63 @@ TEST_CASE("lmdb: the read transaction pool reuses reset handles") {
     CHECK(v == "2");  // and it sees the newest commit
     pool.release(std::move(b));
     pool.clear();
+}
+
+// Reader slots in use (mdb_reader_list prints a header line, then one
+// line per slot, "pid thread txnid", or "(no active readers)").
+int reader_slots_held(const Env& env) {
+    int lines = 0;
+    mdb_reader_list(
+        env.get(),
+        [](const char* msg, void* ctx) -> int {
+            const std::string_view line(msg);
+            if (line.find("pid") == std::string_view::npos && line.find("no active readers") == std::string_view::npos)
+                ++*static_cast<int*>(ctx);
+            return 0;
+        },
+        &lines);
+    return lines;
+}
+
+TEST_CASE("lmdb: the read transaction pool keeps max_idle + 1 handles, and clear() gives back every reader slot") {
+    TempDir dir;
+    Env env = open_env(dir.path());
+    MDB_dbi db = create_db(env, "t");
+    put_one(env, db, "k", "1");
+    const int before = reader_slots_held(env);
+    ReadTxnPool pool(2);
+    // Four at once: one goes to the lock-free slot, two to the list, one
+    // is aborted.
+    Txn t[4];
+    std::set<MDB_txn*> handles;
+    for (auto& x : t) {
+        REQUIRE(pool.acquire(env, x) == 0);
+        handles.insert(x.get());
+    }
+    CHECK(handles.size() == 4);
+    for (auto& x : t) pool.release(std::move(x));
+    CHECK(reader_slots_held(env) == before + 3);
+    // All three come back, renewed, and each sees the newest commit.
+    put_one(env, db, "k", "2");
+    Txn back[3];
+    for (auto& x : back) {
+        REQUIRE(pool.acquire(env, x) == 0);
+        CHECK(handles.count(x.get()) == 1);
+        std::string_view v;
+        REQUIRE(x.get(db, "k", v) == 0);
+        CHECK(v == "2");
+    }
+    CHECK(back[0].get() != back[1].get());
+    CHECK(back[1].get() != back[2].get());
+    CHECK(back[0].get() != back[2].get());
+    Txn fresh;  // the pool is empty: a new handle
+    REQUIRE(pool.acquire(env, fresh) == 0);
+    CHECK(handles.count(fresh.get()) == 0);
+    for (auto& x : back) pool.release(std::move(x));
+    pool.release(std::move(fresh));
+    CHECK(reader_slots_held(env) == before + 3);
+    pool.clear();
+    CHECK(reader_slots_held(env) == before);
 }
 
 TEST_CASE("lmdb: a full map reports MDB_MAP_FULL and set_map_size lets the write through") {
