@@ -138,12 +138,13 @@ def mem_status(pid):
     return out
 
 
-# CPU layouts of server and load generator: "split" puts the server on
-# CPU 0 and loadgen on CPU 1, "shared" puts both on CPU 0, "free" leaves it
-# to the scheduler.  Unpinned, a 2-CPU box lands on either layout from one
-# run to the next, and req/CPU-s of a single-threaded server moves by up to
-# 2x between them (docs/performance.md); the placement phase measures both.
-LAYOUTS = {"free": (None, None), "split": (0, 1), "shared": (0, 0)}
+# CPU layouts of server and load generator for the placement phase:
+# "split" puts the server on CPU 0 and loadgen on CPU 1, "shared" puts
+# both on CPU 0; the other phases leave placement to the scheduler.
+# Unpinned, a 2-CPU box lands on either layout from one run to the next,
+# and req/CPU-s of a single-threaded server moves by up to 2x between
+# them (docs/performance.md).
+LAYOUTS = {"split": (0, 1), "shared": (0, 0)}
 
 
 def pinned(argv, cpu):

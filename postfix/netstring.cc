@@ -154,10 +154,13 @@ void NetstringDecoder::reset() {
     error_offset_ = 0;
 }
 
-void netstring_append(std::string& out, std::string_view data) {
-    out += std::to_string(data.size());
+void netstring_append(std::string& out, std::string_view data) { netstring_append(out, data, {}); }
+
+void netstring_append(std::string& out, std::string_view head, std::string_view tail) {
+    out += std::to_string(head.size() + tail.size());
     out += ':';
-    out.append(data);
+    out.append(head);
+    out.append(tail);
     out += ',';
 }
 

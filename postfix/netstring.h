@@ -91,5 +91,8 @@ private:
 // LEN ":" DATA ",".
 std::string netstring_encode(std::string_view data);
 void netstring_append(std::string& out, std::string_view data);
+// The same with DATA = head + tail, framed without joining them first
+// (a socketmap reply's status word and text).
+void netstring_append(std::string& out, std::string_view head, std::string_view tail);
 
 }  // namespace stsguard

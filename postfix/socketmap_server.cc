@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <utility>
 
+#include "postfix/netstring.h"
 #include "postfix/socketmap_connection.h"
 
 namespace stsguard {
@@ -46,22 +46,7 @@ std::size_t encoded_reply_size(const SocketmapReply& reply) {
 }
 
 void append_reply_netstring(std::string& out, const SocketmapReply& reply) {
-    const std::string_view word = reply_word(reply.kind).first, text = reply_wire_text(reply);
-    const std::size_t n = word.size() + text.size();
-    char digits[24];  // any size_t in decimal
-    const std::size_t d = static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, n).ptr - digits);
-    // One resize and plain copies: this frames the reply to every lookup.
-    const std::size_t at = out.size();
-    out.resize(at + d + 1 + n + 1);
-    char* p = out.data() + at;
-    std::memcpy(p, digits, d);
-    p += d;
-    *p++ = ':';
-    std::memcpy(p, word.data(), word.size());
-    p += word.size();
-    if (!text.empty()) std::memcpy(p, text.data(), text.size());
-    p += text.size();
-    *p = ',';
+    netstring_append(out, reply_word(reply.kind).first, reply_wire_text(reply));
 }
 
 namespace {
