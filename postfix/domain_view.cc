@@ -2,8 +2,8 @@
 
 namespace stsguard {
 
-DomainView view_of(const std::optional<CacheRecord>& rec, const Assessment& a, const std::string& pending_code,
-                   const std::string& pending_reason) {
+DomainView view_of(const std::optional<CacheRecord>& rec, const Assessment& a, std::string_view pending_code,
+                   std::string_view pending_reason) {
     DomainView v;
     switch (a.use) {
         case Assessment::Use::policy:

@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "policy-cache/cache_record.h"
 #include "policy-cache/refresh_rules.h"
@@ -17,9 +18,11 @@ namespace stsguard {
 
 // For Assessment::Use::unknown (nothing usable and no answer in time),
 // the view is a temporary failure with `pending_code`/`pending_reason`.
+// (Views, not strings: a std::string default argument would be built on
+// the heap for every call, and serve calls this once per request.)
 DomainView view_of(const std::optional<CacheRecord>& rec, const Assessment& a,
-                   const std::string& pending_code = "lookup-pending",
-                   const std::string& pending_reason = "policy discovery did not finish in time");
+                   std::string_view pending_code = "lookup-pending",
+                   std::string_view pending_reason = "policy discovery did not finish in time");
 
 // The whole decision for a domain whose record was just read.
 Answer answer_for(const DomainName& domain, const std::optional<CacheRecord>& rec, UnixTime now,

@@ -1,6 +1,7 @@
 #include "postfix/netstring.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <utility>
 
@@ -157,8 +158,11 @@ void NetstringDecoder::reset() {
 void netstring_append(std::string& out, std::string_view data) { netstring_append(out, data, {}); }
 
 void netstring_append(std::string& out, std::string_view head, std::string_view tail) {
-    out += std::to_string(head.size() + tail.size());
-    out += ':';
+    // to_chars into the stack: std::to_string builds a string per reply.
+    char len[24];
+    const auto r = std::to_chars(len, len + sizeof len - 1, head.size() + tail.size());
+    *r.ptr = ':';
+    out.append(len, static_cast<std::size_t>(r.ptr + 1 - len));
     out.append(head);
     out.append(tail);
     out += ',';
