@@ -108,36 +108,15 @@ private:
 // all reads fail, so the decoder can check once per group of fields.
 class Reader {
 public:
-    explicit Reader(std::string_view b) : p_(b.data()), left_(b.size()), total_(b.size()) {}
+    // Reads b from byte `start` on (the fixed-width prefix before it was
+    // read by offset); failure messages count from the start of b.
+    Reader(std::string_view b, std::size_t start)
+        : p_(b.data() + start), left_(b.size() - start), total_(b.size()) {}
 
-    bool u8(std::uint8_t& v, const char* f) {
-        std::uint64_t x = 0;
-        if (!le<1>(x, f)) return false;
-        v = static_cast<std::uint8_t>(x);
-        return true;
-    }
     bool u16(std::uint16_t& v, const char* f) {
         std::uint64_t x = 0;
         if (!le<2>(x, f)) return false;
         v = static_cast<std::uint16_t>(x);
-        return true;
-    }
-    bool u32(std::uint32_t& v, const char* f) {
-        std::uint64_t x = 0;
-        if (!le<4>(x, f)) return false;
-        v = static_cast<std::uint32_t>(x);
-        return true;
-    }
-    bool i64(std::int64_t& v, const char* f) {
-        std::uint64_t x = 0;
-        if (!le<8>(x, f)) return false;
-        v = static_cast<std::int64_t>(x);
-        return true;
-    }
-    bool time(UnixTime& t, const char* f) {
-        std::int64_t s = 0;
-        if (!i64(s, f)) return false;
-        t = from_unix(s);
         return true;
     }
     bool str(std::string& s, int width, std::size_t limit, const char* f) {
@@ -228,6 +207,46 @@ private:
     std::string why_;
 };
 
+// A little-endian integer at p, in one load on this host.
+template <typename T>
+T load_le(const char* p) {
+    if constexpr (std::endian::native == std::endian::little) {
+        T v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    } else {
+        std::uint64_t v = 0;
+        for (std::size_t i = 0; i < sizeof(T); ++i)
+            v |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+        return static_cast<T>(v);
+    }
+}
+
+// The fixed-width prefix of format 1 (see cache_record.h): checked for
+// length once and read by offset, since the serve hot path decodes one
+// record per request.  `end` is the offset just past each field, to name
+// the field a short value stops in.
+struct FixedField {
+    std::size_t end;
+    const char* name;
+};
+constexpr FixedField kFixedFields[] = {
+    {1, "format"},      {2, "state"},          {3, "mode"},          {4, "outcome kind"},
+    {8, "consecutive failures"}, {16, "max_age"}, {24, "fetched_at"}, {32, "expires_at"},
+    {40, "last_checked"}, {48, "last_used"},   {56, "next_refresh"},  {64, "mx_expires_at"},
+};
+constexpr std::size_t kFixedPrefix = 64;
+static_assert(kFixedFields[std::size(kFixedFields) - 1].end == kFixedPrefix);
+
+[[gnu::cold]] std::string truncated_prefix(std::size_t size) {
+    std::size_t start = 0;
+    for (const auto& f : kFixedFields) {
+        if (size < f.end) return std::string("truncated in ") + f.name + " (at byte " + std::to_string(start) + ")";
+        start = f.end;
+    }
+    return "truncated";  // not reached: size < kFixedPrefix
+}
+
 std::uint8_t mode_code(Mode m) {
     switch (m) {
         case Mode::enforce:
@@ -291,29 +310,29 @@ bool decode_record_into(std::string_view bytes, const DomainName& key, CacheReco
         if (why) *why = "record of " + key.str() + ": " + std::move(reason);
         return false;
     };
-    Reader r(bytes);
-    std::uint8_t format = 0, state = 0, mode = 0, kind = 0;
-    if (!r.u8(format, "format")) return bad("empty value");
+    if (bytes.empty()) return bad("empty value");
+    const auto format = static_cast<std::uint8_t>(bytes[0]);
     if (format != kRecordFormat)
         return bad("record format " + std::to_string(format) +
                    (format > kRecordFormat ? " is newer than this stsguard understands ("
                                            : " is not supported (expected ") +
                    std::to_string(kRecordFormat) + ")");
+    if (bytes.size() < kFixedPrefix) return bad(truncated_prefix(bytes.size()));
 
+    const char* const p = bytes.data();
     rec.domain = key;
-    std::int64_t max_age = 0;
-    r.u8(state, "state");
-    r.u8(mode, "mode");
-    r.u8(kind, "outcome kind");
-    r.u32(rec.consecutive_failures, "consecutive failures");
-    r.i64(max_age, "max_age");
-    r.time(rec.fetched_at, "fetched_at");
-    r.time(rec.expires_at, "expires_at");
-    r.time(rec.last_checked, "last_checked");
-    r.time(rec.last_used, "last_used");
-    r.time(rec.next_refresh, "next_refresh");
-    r.time(rec.mx_expires_at, "mx_expires_at");
-    if (!r.ok()) return bad(r.why());
+    const auto state = static_cast<std::uint8_t>(p[1]);
+    const auto mode = static_cast<std::uint8_t>(p[2]);
+    const auto kind = static_cast<std::uint8_t>(p[3]);
+    rec.consecutive_failures = load_le<std::uint32_t>(p + 4);
+    const auto max_age = load_le<std::int64_t>(p + 8);
+    rec.fetched_at = from_unix(load_le<std::int64_t>(p + 16));
+    rec.expires_at = from_unix(load_le<std::int64_t>(p + 24));
+    rec.last_checked = from_unix(load_le<std::int64_t>(p + 32));
+    rec.last_used = from_unix(load_le<std::int64_t>(p + 40));
+    rec.next_refresh = from_unix(load_le<std::int64_t>(p + 48));
+    rec.mx_expires_at = from_unix(load_le<std::int64_t>(p + 56));
+    Reader r(bytes, kFixedPrefix);
     if (state > 1) return bad("state " + std::to_string(state) + " is not 0 or 1");
     if (mode > 2) return bad("mode " + std::to_string(mode) + " is not 0, 1 or 2");
     if (kind > 3) return bad("outcome kind " + std::to_string(kind) + " is not 0-3");
@@ -331,7 +350,7 @@ bool decode_record_into(std::string_view bytes, const DomainName& key, CacheReco
         return bad("stored under the wrong key (it names \"" + std::string(domain) + "\")");
     if (!r.take(id, 1, kMaxIdLength, "policy id")) return bad(r.why());
     rec.policy_id.reset();
-    if (!id.empty()) {
+    if (!id.empty() && all) {
         if (!valid_policy_id(id)) return bad("policy id is not 1-32 letters and digits");
         rec.policy_id = PolicyId(std::string(id));
     }

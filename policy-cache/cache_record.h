@@ -87,9 +87,10 @@ bool operator==(const CacheRecord& a, const CacheRecord& b);
 // The encoding above; nullopt (and *why) if a field exceeds its limit.
 std::optional<std::string> encode_record(const CacheRecord& r, std::string* why = nullptr);
 
-// Which fields decode_record() fills.  for_answer leaves policy_body and
-// policy.extensions empty (they are still length-checked): the serve hot
-// path answers without them and saves their copies.
+// Which fields decode_record() fills.  for_answer leaves policy_body,
+// policy.extensions and policy_id empty (they are still length-checked,
+// the id's characters are not): the serve hot path answers without them
+// and saves their copies.
 enum class RecordFields { all, for_answer };
 
 // Decodes a value stored under key; the encoded domain must equal key.

@@ -247,17 +247,20 @@ TEST_CASE(
     CHECK(why.find("MX host") != std::string::npos);
 }
 
-TEST_CASE("cache record: decoding for an answer skips the body and extensions, nothing else") {
+TEST_CASE("cache record: decoding for an answer skips the body, extensions and policy id, nothing else") {
     const CacheRecord r = full_record();
+    REQUIRE(r.policy_id);
     const std::string bytes = encode_ok(r);
     std::string why;
     auto lean = decode_record(bytes, r.domain, &why, RecordFields::for_answer);
     REQUIRE_MESSAGE(lean, why);
     CHECK(lean->policy_body.empty());
     CHECK(lean->policy.extensions.empty());
+    CHECK_FALSE(lean->policy_id);
     CacheRecord expect = r;
     expect.policy_body.clear();
     expect.policy.extensions.clear();
+    expect.policy_id.reset();
     CHECK(*lean == expect);
     // The skipped fields are still checked: every truncation fails the same way.
     for (std::size_t n = 0; n < bytes.size(); ++n) {
@@ -266,6 +269,28 @@ TEST_CASE("cache record: decoding for an answer skips the body and extensions, n
         CHECK_MESSAGE(!decode_record(prefix, r.domain, &w, RecordFields::for_answer), n, " bytes decoded");
         CHECK_FALSE(w.empty());
     }
+}
+
+TEST_CASE("cache record: a value cut short in the fixed-width fields names the field it stops in") {
+    const CacheRecord r = full_record();
+    const std::string bytes = encode_ok(r);
+    const std::pair<std::size_t, const char*> cuts[] = {
+        {1, "truncated in state (at byte 1)"},
+        {4, "truncated in consecutive failures (at byte 4)"},
+        {7, "truncated in consecutive failures (at byte 4)"},
+        {8, "truncated in max_age (at byte 8)"},
+        {40, "truncated in last_used (at byte 40)"},
+        {63, "truncated in mx_expires_at (at byte 56)"},
+        {64, "truncated in domain (at byte 64)"},
+    };
+    for (const auto& [n, expect] : cuts) {
+        std::string why;
+        CHECK_FALSE(decode_record(bytes.substr(0, n), r.domain, &why));
+        CHECK_MESSAGE(why.find(expect) != std::string::npos, n, " bytes: ", why);
+    }
+    std::string why;
+    CHECK_FALSE(decode_record("", r.domain, &why));
+    CHECK(why.find("empty value") != std::string::npos);
 }
 
 TEST_CASE("cache record: decoding into a used record leaves nothing of the old one") {
@@ -286,6 +311,7 @@ TEST_CASE("cache record: decoding into a used record leaves nothing of the old o
         if (fields == RecordFields::for_answer) {
             expect.policy_body.clear();
             expect.policy.extensions.clear();
+            expect.policy_id.reset();
         }
         CHECK(used == expect);
     }
