@@ -21,6 +21,7 @@
 #include "policy-cache/config.h"
 #include "policy-cache/policy_store.h"
 #include "policy-cache/settings.h"
+#include "policy-cache/trust_store.h"
 
 namespace stsguard {
 
@@ -51,8 +52,9 @@ void add_check_command(CLI::App& app, const GlobalOptions& g, int& rc) {
         auto dns = make_ldns_resolver(dns_settings(cfg), &why);
         if (!dns) return usage_error("DNS: " + why);
         https_global_init();
-        auto fetcher = make_curl_fetcher(fetch_settings(cfg), *dns);
         SystemClock clock;
+        auto fetcher = make_curl_fetcher(fetch_settings(cfg), *dns,
+                                         std::make_shared<TrustStore>(fetch_settings(cfg), clock));
         auto prober = StarttlsProber::create(probe_settings(cfg), clock);
         if (!prober.found())
             return usage_error("STARTTLS probe: " +

@@ -14,16 +14,38 @@
 #include "policy-cache/https_fetcher.h"
 #include "policy-cache/logger.h"
 #include "policy-cache/settings.h"
+#include "policy-cache/trust_store.h"
 
 namespace stsguard {
 
+namespace {
+
+// The workers' trust store with the clock it ages by, in one allocation:
+// the fetchers may outlive the factory, and the store refers to the clock.
+struct SharedTrust {
+    explicit SharedTrust(const FetchSettings& fs) : store(fs, clock) {}
+    SystemClock clock;
+    TrustStore store;
+};
+
+std::shared_ptr<TrustStore> shared_trust_store(const FetchSettings& fs) {
+    auto owner = std::make_shared<SharedTrust>(fs);
+    return std::shared_ptr<TrustStore>(owner, &owner->store);
+}
+
+}  // namespace
+
+// Every worker's fetcher shares one TrustStore: the CA bundle is parsed
+// once per process (lazily, on the first fetch), not once per worker.
 AdapterFactory worker_adapter_factory(const Config& cfg) {
-    return [ds = dns_settings(cfg), fs = fetch_settings(cfg)]() {
+    FetchSettings fs = fetch_settings(cfg);
+    std::shared_ptr<TrustStore> trust = shared_trust_store(fs);
+    return [ds = dns_settings(cfg), fs = std::move(fs), trust = std::move(trust)]() {
         WorkerAdapters a;
         std::string why;
         a.dns = make_ldns_resolver(ds, &why);
         if (!a.dns) throw std::runtime_error("DNS resolver: " + why);
-        a.fetcher = make_curl_fetcher(fs, *a.dns);
+        a.fetcher = make_curl_fetcher(fs, *a.dns, trust);
         return a;
     };
 }

@@ -13,6 +13,7 @@
 #include "policy-cache/config.h"
 #include "policy-cache/discovery.h"
 #include "policy-cache/settings.h"
+#include "policy-cache/trust_store.h"
 
 namespace stsguard {
 namespace {
@@ -128,7 +129,9 @@ void add_fetch_command(CLI::App& app, const GlobalOptions& g, int& rc) {
             return;
         }
         https_global_init();
-        auto fetcher = make_curl_fetcher(fetch_settings(cfg), *dns);
+        SystemClock clock;
+        auto fetcher = make_curl_fetcher(fetch_settings(cfg), *dns,
+                                         std::make_shared<TrustStore>(fetch_settings(cfg), clock));
         Discovery d = discover(*domain, *dns, *fetcher);
         if (opts->json)
             std::cout << dump_json(discovery_json(d)) << "\n";

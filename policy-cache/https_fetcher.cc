@@ -1,15 +1,28 @@
 // https_fetcher.cc - the libcurl (OpenSSL) policy fetcher.  See
 // https_fetcher.h for the rules and failure codes.
 //
-// One easy handle per fetcher, reset before every fetch: its private
-// multi handle keeps the parsed CA store between fetches (libcurl's CA
-// cache, kCaStoreCacheSeconds), which spares a PEM parse of the whole
-// trust store per fetch.  Nothing else carries over: every fetch opens
-// a new connection (FRESH_CONNECT) and closes it (FORBID_REUSE), and
-// the previous fetch's pinned address is removed from the handle's DNS
-// cache by the next one, so the cache holds at most one entry.  So a
-// fetcher belongs to one thread at a time, as the adapters do.  Every
-// callback is noexcept and reports through the Transfer it is given.
+// One easy handle per fetcher, reset before every fetch.  Nothing carries
+// over between fetches: every fetch opens a new connection
+// (FRESH_CONNECT) and closes it (FORBID_REUSE), and the previous fetch's
+// pinned address is removed from the handle's DNS cache by the next one,
+// so the cache holds at most one entry.  So a fetcher belongs to one
+// thread at a time, as the adapters do.  Every callback is noexcept and
+// reports through the Transfer it is given.
+//
+// Trust anchors: curl is told to load no CA at all (CURLOPT_CAINFO and
+// CURLOPT_CAPATH NULL), and the SSL_CTX callback installs the shared
+// TrustStore's X509_STORE as the context's *verify* store
+// (SSL_CTX_set1_verify_cert_store; every SSL made from the context gets
+// it), which OpenSSL uses in place of the context's own cert store to
+// verify the server's chain (CURLOPT_SSL_VERIFYPEER).  Not
+// SSL_CTX_set1_cert_store: libcurl 7.88 sets up the context's cert store
+// lazily, after the callback, during the handshake; it writes flags into
+// that store, and with its CA cache it caches it per handle and puts the
+// cached one back into later contexts, so a replaced cert store would be
+// shared with curl's writes and a reloaded one never seen.  Curl's own
+// store stays empty and unused.  The fetch holds its own reference to
+// the shared store until it returns, so a reload by another thread never
+// frees it under the handshake.
 //
 // Host name check: curl's own check (CURLOPT_SSL_VERIFYHOST) falls back
 // to the subject CN when the certificate has no DNS SAN, which RFC 8461
@@ -36,6 +49,7 @@
 
 #include "policy-cache/curl_handles.h"
 #include "policy-cache/policy_host.h"
+#include "policy-cache/trust_store.h"
 
 #ifndef STSGUARD_VERSION
 #error "STSGUARD_VERSION must be defined (the Makefile does)"
@@ -47,6 +61,7 @@ namespace {
 // State shared with the curl callbacks of one transfer.
 struct Transfer {
     CURL* curl = nullptr;
+    X509_STORE* trust = nullptr;  // the fetch's reference keeps it alive
     std::string host;  // for the SSL_CTX host check
     std::size_t max_bytes = 0;
     std::string body;
@@ -105,6 +120,10 @@ int on_verify(X509_STORE_CTX* store, void* user) noexcept {
 
 CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* user) noexcept {
     auto* t = static_cast<Transfer*>(user);
+    // Takes its own reference: the SSL_CTX may outlive this callback.
+    if (SSL_CTX_set1_verify_cert_store(static_cast<SSL_CTX*>(ssl_ctx), t->trust) != 1) {
+        return CURLE_SSL_CONNECT_ERROR;
+    }
     SSL_CTX_set_cert_verify_callback(static_cast<SSL_CTX*>(ssl_ctx), on_verify, t);
     X509_VERIFY_PARAM* param = SSL_CTX_get0_param(static_cast<SSL_CTX*>(ssl_ctx));
     if (param == nullptr) {
@@ -159,13 +178,10 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-// How long curl keeps a parsed CA store: a changed CA file is read
-// within this time, or at once by a restart.
-constexpr long kCaStoreCacheSeconds = 3600;
-
 class CurlFetcher final : public PolicyFetcher {
 public:
-    CurlFetcher(const FetchSettings& settings, DnsResolver& dns) : settings_(settings), dns_(dns) {}
+    CurlFetcher(const FetchSettings& settings, DnsResolver& dns, std::shared_ptr<TrustStore> trust)
+        : settings_(settings), dns_(dns), trust_(std::move(trust)) {}
 
     Lookup<FetchedPolicy> fetch(const DomainName& domain) override {
         const std::string host = domain.policy_host();
@@ -177,17 +193,19 @@ public:
         if (addresses.failed()) {
             return addresses.failure();
         }
+        // Held until the fetch returns, whatever reloads meanwhile.
+        auto trust = trust_->acquire();
+        if (trust.failed()) {
+            Failure f = trust.failure();
+            f.reason = out.url + ": " + f.reason;
+            return f;
+        }
 
         if (!curl_) {
             curl_.reset(curl_easy_init());
             if (!curl_) {
                 return Failure::temp("https-error", "curl_easy_init failed");
             }
-            // Without a compiled-in bundle the directory is the only system
-            // store: keep curl's default then (and parse it per fetch).
-            char* bundle = nullptr;
-            default_ca_file_ = curl_easy_getinfo(curl_.get(), CURLINFO_CAINFO, &bundle) == CURLE_OK &&
-                               bundle != nullptr && *bundle != '\0';
         } else {
             curl_easy_reset(curl_.get());
         }
@@ -204,6 +222,7 @@ public:
         last_pin_ = pin;
         Transfer t;
         t.curl = curl;
+        t.trust = trust.value().get();
         t.host = host;
         t.max_bytes = settings_.max_bytes;
         char errbuf[CURL_ERROR_SIZE] = {};
@@ -247,20 +266,11 @@ public:
         STSGUARD_SETOPT(CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
         STSGUARD_SETOPT(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
         STSGUARD_SETOPT(CURLOPT_SSL_CTX_DATA, &t);
-        // A configured CA file or directory replaces the system store
-        // rather than adding to it.  The system store is curl's CA bundle
-        // file alone (Debian: /etc/ssl/certs/ca-certificates.crt, built
-        // from the same certificates as the directory): curl caches a
-        // parsed store only when no CA directory is set.
-        if (!settings_.ca_file.empty() || !settings_.ca_dir.empty()) {
-            STSGUARD_SETOPT(CURLOPT_CAINFO,
-                            settings_.ca_file.empty() ? nullptr : settings_.ca_file.c_str());
-            STSGUARD_SETOPT(CURLOPT_CAPATH,
-                            settings_.ca_dir.empty() ? nullptr : settings_.ca_dir.c_str());
-        } else if (default_ca_file_) {
-            STSGUARD_SETOPT(CURLOPT_CAPATH, nullptr);
-        }
-        STSGUARD_SETOPT(CURLOPT_CA_CACHE_TIMEOUT, kCaStoreCacheSeconds);
+        // The trust anchors are the shared store on_ssl_ctx installs:
+        // curl reads no CA file or directory of its own (after the reset
+        // both are back at curl's compiled-in defaults).
+        STSGUARD_SETOPT(CURLOPT_CAINFO, static_cast<const char*>(nullptr));
+        STSGUARD_SETOPT(CURLOPT_CAPATH, static_cast<const char*>(nullptr));
         // "" disables the *_proxy environment variables.
         STSGUARD_SETOPT(CURLOPT_PROXY, settings_.proxy.c_str());
         if (settings_.proxy.empty()) {
@@ -325,8 +335,9 @@ public:
             case CURLE_PEER_FAILED_VERIFICATION:
                 return cert_invalid(where, host, verify, detail);
             case CURLE_SSL_CACERT_BADFILE:
-                // Our own trust store is unusable: a local problem, not the
-                // domain's, so not permanent.
+                // Not expected (curl loads no CA file; the TrustStore does,
+                // and reports https-ca): still a local problem, not the
+                // domain's, so never permanent.
                 return Failure::temp("https-tls",
                                      where + ": cannot load CA certificates (" + detail + ")");
             default:
@@ -351,9 +362,9 @@ private:
 
     FetchSettings settings_;
     DnsResolver& dns_;
+    std::shared_ptr<TrustStore> trust_;
     CurlEasyPtr curl_;
     std::string last_pin_;  // "host:port" pinned by the previous fetch
-    bool default_ca_file_ = false;
 };
 
 }  // namespace
@@ -378,8 +389,18 @@ std::string policy_url(const DomainName& domain, int port) {
     return url + "/.well-known/mta-sts.txt";
 }
 
-std::unique_ptr<PolicyFetcher> make_curl_fetcher(const FetchSettings& settings, DnsResolver& dns) {
-    return std::make_unique<CurlFetcher>(settings, dns);
+std::unique_ptr<PolicyFetcher> make_curl_fetcher(const FetchSettings& settings, DnsResolver& dns,
+                                                 std::shared_ptr<TrustStore> trust) {
+    if (!trust) {
+        throw std::invalid_argument("make_curl_fetcher: no trust store");
+    }
+    if (trust->ca_file() != settings.ca_file || trust->ca_dir() != settings.ca_dir) {
+        throw std::invalid_argument("make_curl_fetcher: the trust store was made for ca_file '" +
+                                    trust->ca_file() + "', ca_dir '" + trust->ca_dir() +
+                                    "', the fetcher is configured with '" + settings.ca_file +
+                                    "', '" + settings.ca_dir + "'");
+    }
+    return std::make_unique<CurlFetcher>(settings, dns, std::move(trust));
 }
 
 std::optional<Failure> check_http_response(long status, const std::string& content_type,

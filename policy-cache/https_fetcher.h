@@ -17,6 +17,10 @@
 //   policy-host-private (perm)    guard refused every address
 //   https-connect                 refused / unreachable
 //   https-timeout                 connect or total timeout
+//   https-ca                      the trust store cannot be loaded
+//                                 (trust_store.h); the reason names the
+//                                 CA file or directory.  Ours, not the
+//                                 domain's: temporary.
 //   https-tls                     TLS handshake failed (protocol, version)
 //   https-cert-invalid (perm)     PKIX chain or host name check failed
 //   http-redirect (perm)          3xx; the reason names the Location
@@ -25,8 +29,10 @@
 //   policy-too-large (perm)       body over max_bytes
 //   https-error                   anything else curl reports
 // Limits: connect_timeout, total_timeout, max_bytes (FetchSettings).
-// A fetcher keeps one curl handle (and with it the parsed CA store, for
-// up to an hour) across fetches: use it from one thread at a time.
+// Trust anchors come from a TrustStore (trust_store.h) that any number of
+// fetchers share, so the CA bundle is parsed once per process (and again
+// after an hour), not once per fetcher.  A fetcher keeps one curl handle
+// across fetches: use it from one thread at a time.
 #pragma once
 
 #include <memory>
@@ -79,9 +85,16 @@ void https_global_init();
 // port != 443.  (Added.)
 std::string policy_url(const DomainName& domain, int port);
 
+class TrustStore;
+
 // The real fetcher: libcurl (OpenSSL).  `dns` resolves the policy host;
-// it must outlive the fetcher.
-std::unique_ptr<PolicyFetcher> make_curl_fetcher(const FetchSettings& settings, DnsResolver& dns);
+// it must outlive the fetcher.  `trust` holds the CA certificates every
+// TLS handshake verifies against; it is shared (one per process is the
+// point) and must have been made from the same ca_file/ca_dir as
+// `settings`: a null or mismatched store throws std::invalid_argument
+// (a wiring error, found at start-up).
+std::unique_ptr<PolicyFetcher> make_curl_fetcher(const FetchSettings& settings, DnsResolver& dns,
+                                                 std::shared_ptr<TrustStore> trust);
 
 // curl_global_init(); call once at process start, before any thread.
 void https_global_init();

@@ -10,8 +10,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "policy-cache/policy_host.h"
+#include "policy-cache/trust_store.h"
 #include "tests/policy-cache/local_tls_server.h"
 
 using namespace stsguard;
@@ -187,6 +193,13 @@ private:
     Lookup<AddressAnswer> answer_;
 };
 
+// A fetcher with a trust store of its own, as `stsguard fetch` makes one.
+// The clock is never advanced: the store is loaded once.
+std::unique_ptr<PolicyFetcher> fetcher_for(const FetchSettings& s, DnsResolver& dns) {
+    static const ManualClock clock;
+    return make_curl_fetcher(s, dns, std::make_shared<TrustStore>(s, clock));
+}
+
 DomainName test_domain() {
     auto d = DomainName::parse("example.test");
     REQUIRE(d.has_value());
@@ -236,7 +249,7 @@ TEST_CASE("guard: with refuse, a policy host on 127.0.0.1 is never contacted") {
     FakeDns dns(addrs({"127.0.0.1"}));
     auto settings = fast_settings(sock.port());
     settings.private_addresses = PrivateAddresses::refuse;
-    auto fetcher = make_curl_fetcher(settings, dns);
+    auto fetcher = fetcher_for(settings, dns);
     const auto t0 = std::chrono::steady_clock::now();
     auto r = fetcher->fetch(test_domain());
     REQUIRE(r.failed());
@@ -249,11 +262,11 @@ TEST_CASE("guard: with refuse, a policy host on 127.0.0.1 is never contacted") {
 TEST_CASE("3.3: policy host NotFound and DNS failure map to policy-host-* without a connection") {
     https_global_init();
     FakeDns nx(NotFound{"NXDOMAIN"});
-    auto r = make_curl_fetcher(fast_settings(1), nx)->fetch(test_domain());
+    auto r = fetcher_for(fast_settings(1), nx)->fetch(test_domain());
     REQUIRE(r.failed());
     CHECK(r.failure().code == "policy-host-not-found");
     FakeDns broken(Failure::temp("dns-timeout", "no answer"));
-    auto f = make_curl_fetcher(fast_settings(1), broken)->fetch(test_domain());
+    auto f = fetcher_for(fast_settings(1), broken)->fetch(test_domain());
     REQUIRE(f.failed());
     CHECK(f.failure().code == "policy-host-dns");
     CHECK(f.failure().temporary());
@@ -263,7 +276,7 @@ TEST_CASE("3.3: a server that accepts and never answers gives https-timeout (1 s
     https_global_init();
     LocalSocket sock(LocalSocket::Mode::silent);
     FakeDns dns(addrs({"127.0.0.1"}));
-    auto fetcher = make_curl_fetcher(fast_settings(sock.port()), dns);
+    auto fetcher = fetcher_for(fast_settings(sock.port()), dns);
     const auto t0 = std::chrono::steady_clock::now();
     auto r = fetcher->fetch(test_domain());
     const auto elapsed = std::chrono::steady_clock::now() - t0;
@@ -280,7 +293,7 @@ TEST_CASE("3.3: a refused connection gives a temporary https-connect") {
     https_global_init();
     LocalSocket sock(LocalSocket::Mode::refuse);
     FakeDns dns(addrs({"127.0.0.1"}));
-    auto r = make_curl_fetcher(fast_settings(sock.port()), dns)->fetch(test_domain());
+    auto r = fetcher_for(fast_settings(sock.port()), dns)->fetch(test_domain());
     REQUIRE(r.failed());
     CHECK(r.failure().code == "https-connect");
     CHECK(r.failure().temporary());
@@ -322,7 +335,7 @@ Lookup<FetchedPolicy> fetch_from(const TestCa& ca, const CertSpec& leaf,
     FakeDns dns(addrs({"127.0.0.1"}));
     FetchSettings s = local_settings(server.port(), ca);
     s.max_bytes = max_bytes;
-    auto r = make_curl_fetcher(s, dns)->fetch(test_domain());
+    auto r = fetcher_for(s, dns)->fetch(test_domain());
     if (request) *request = server.request();
     return r;
 }
@@ -360,7 +373,7 @@ TEST_CASE("3.3: a fetcher used again connects anew each time, to the addresses o
     TlsServer server(cert.get(), key.get(),
                      http_response("200 OK", kPlainOk, kPolicy));
     FakeDns dns(addrs({"127.0.0.1"}));
-    auto fetcher = make_curl_fetcher(local_settings(server.port(), ca), dns);
+    auto fetcher = fetcher_for(local_settings(server.port(), ca), dns);
 
     auto first = fetcher->fetch(test_domain());
     REQUIRE_MESSAGE(first.found(), (first.failed() ? first.failure().reason : ""));
@@ -388,7 +401,7 @@ TEST_CASE("3.3: a fetcher used again checks every certificate: a good fetch does
     TlsServer server(good.get(), key.get(),
                      http_response("200 OK", kPlainOk, kPolicy));
     FakeDns dns(addrs({"127.0.0.1"}));
-    auto fetcher = make_curl_fetcher(local_settings(server.port(), ca), dns);
+    auto fetcher = fetcher_for(local_settings(server.port(), ca), dns);
 
     CHECK(fetcher->fetch(test_domain()).found());
     server.use_certificate(untrusted.get(), key.get());
@@ -449,7 +462,7 @@ Lookup<FetchedPolicy> fetch_signed_by(const TestCa& trusted, const TestCa& signe
     TlsServer server(cert.get(), key.get(),
                      http_response("200 OK", kPlainOk, kPolicy));
     FakeDns dns(addrs({"127.0.0.1"}));
-    return make_curl_fetcher(local_settings(server.port(), trusted), dns)->fetch(test_domain());
+    return fetcher_for(local_settings(server.port(), trusted), dns)->fetch(test_domain());
 }
 
 }  // namespace
@@ -484,23 +497,28 @@ TEST_CASE("3.3: a self-signed server certificate is https-cert-invalid") {
     FetchSettings s = fast_settings(server.port());
     s.total_timeout = Seconds{5};
     s.ca_file = ca.path();
-    auto r = make_curl_fetcher(s, dns)->fetch(test_domain());
+    auto r = fetcher_for(s, dns)->fetch(test_domain());
     REQUIRE(r.failed());
     CHECK(r.failure().code == "https-cert-invalid");
     CHECK(r.failure().reason.find("self-signed certificate") != std::string::npos);
 }
 
-TEST_CASE("3.3: an unreadable CA file is a temporary https-tls, not the domain's fault") {
+TEST_CASE("3.3: an unreadable CA file is a temporary https-ca naming it, not the domain's fault") {
     https_global_init();
     LocalSocket sock(LocalSocket::Mode::silent);
     FakeDns dns(addrs({"127.0.0.1"}));
     FetchSettings s = fast_settings(sock.port());
     s.ca_file = "/nonexistent/stsguard-ca.pem";
-    auto r = make_curl_fetcher(s, dns)->fetch(test_domain());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = fetcher_for(s, dns)->fetch(test_domain());
     REQUIRE(r.failed());
     CHECK(r.failure().temporary());
-    CHECK(r.failure().code == "https-tls");
-    CHECK(r.failure().reason.find("CA certificates") != std::string::npos);
+    CHECK(r.failure().code == "https-ca");
+    CHECK(r.failure().reason ==
+          policy_url(test_domain(), sock.port()) +
+              ": cannot load trust store /nonexistent/stsguard-ca.pem: No such file or directory");
+    // Refused before connecting: the silent server would have cost 1 s.
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(500));
 }
 
 TEST_CASE("3.3: a redirect is reported with its Location and never followed") {
@@ -580,8 +598,193 @@ TEST_CASE("3.3: a server offering only TLS 1.1 is a temporary https-tls") {
     FetchSettings s = fast_settings(server.port());
     s.total_timeout = Seconds{5};
     s.ca_file = ca.path();
-    auto r = make_curl_fetcher(s, dns)->fetch(test_domain());
+    auto r = fetcher_for(s, dns)->fetch(test_domain());
     REQUIRE(r.failed());
     CHECK(r.failure().code == "https-tls");
     CHECK(r.failure().temporary());
+}
+
+// --- one trust store shared by every fetcher --------------------------------
+
+namespace {
+
+std::string show(const Lookup<FetchedPolicy>& r) {
+    if (r.found()) return "found";
+    if (r.failed()) return r.failure().code + ": " + r.failure().reason;
+    return "not found: " + r.not_found_info().reason;
+}
+
+void copy_file(const std::string& from, const std::string& to) {
+    std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+}
+
+// The CA's certificate as a hashed directory holds it (<hash>.0).
+void add_to_hashed_dir(const TestCa& ca, const std::string& dir) {
+    FILE* f = std::fopen(ca.path().c_str(), "r");
+    REQUIRE(f != nullptr);
+    X509Ptr cert(PEM_read_X509(f, nullptr, nullptr, nullptr));
+    std::fclose(f);
+    REQUIRE(cert);
+    char name[32];
+    std::snprintf(name, sizeof name, "%08lx.0", X509_subject_name_hash(cert.get()));
+    copy_file(ca.path(), dir + "/" + name);
+}
+
+}  // namespace
+
+TEST_CASE("fetch: certificate from a CA not in the shared store is https-cert-invalid (RFC 8461 3.3)") {
+    https_global_init();
+    TestCa trusted;
+    TestCa other("some other CA");
+    PkeyPtr key = new_key();
+    X509Ptr good = trusted.issue({"mta-sts.example.test", kSan}, key.get());
+    X509Ptr bad = other.issue({"mta-sts.example.test", kSan}, key.get());
+    TlsServer server(good.get(), key.get(), http_response("200 OK", kPlainOk, kPolicy));
+    FakeDns dns(addrs({"127.0.0.1"}));
+    const FetchSettings s = local_settings(server.port(), trusted);
+    ManualClock clock;
+    auto trust = std::make_shared<TrustStore>(s, clock);
+    auto a = make_curl_fetcher(s, dns, trust);
+    auto b = make_curl_fetcher(s, dns, trust);
+
+    // The private CA is trusted only through the installed store: curl
+    // loads no CA of its own (its default, the system bundle, lacks it).
+    for (PolicyFetcher* f : {a.get(), b.get()}) {
+        auto r = f->fetch(test_domain());
+        CHECK_MESSAGE(r.found(), show(r));
+    }
+    // And the store is really verified against, not bypassed.
+    server.use_certificate(bad.get(), key.get());
+    for (PolicyFetcher* f : {a.get(), b.get()}) {
+        auto r = f->fetch(test_domain());
+        REQUIRE(r.failed());
+        CHECK(r.failure().code == "https-cert-invalid");
+        CHECK_FALSE(r.failure().temporary());
+        CHECK(r.failure().reason.find("unable to get local issuer certificate") != std::string::npos);
+    }
+    CHECK(trust->loads() == 1);
+    CHECK(server.connections() == 4);
+}
+
+TEST_CASE("trust store: parsed once and shared by every fetcher (4 worker threads)") {
+    https_global_init();
+    TestCa ca;
+    PkeyPtr key = new_key();
+    X509Ptr cert = ca.issue({"mta-sts.example.test", kSan}, key.get());
+    TlsServer server(cert.get(), key.get(), http_response("200 OK", kPlainOk, kPolicy));
+    const FetchSettings s = local_settings(server.port(), ca);
+    ManualClock clock;
+    auto trust = std::make_shared<TrustStore>(s, clock);
+    CHECK(trust->loads() == 0);  // lazily: nothing read before the first fetch
+
+    constexpr int kWorkers = 4;
+    std::vector<std::string> results(kWorkers * 2);
+    {
+        std::vector<std::thread> workers;
+        for (int w = 0; w < kWorkers; ++w) {
+            workers.emplace_back([&, w] {
+                FakeDns dns(addrs({"127.0.0.1"}));  // each worker its own adapters
+                auto fetcher = make_curl_fetcher(s, dns, trust);
+                for (int i = 0; i < 2; ++i) results[w * 2 + i] = show(fetcher->fetch(test_domain()));
+            });
+        }
+        for (auto& t : workers) t.join();
+    }
+    for (const std::string& r : results) CHECK(r == "found");
+    CHECK(trust->loads() == 1);
+    CHECK(server.connections() == kWorkers * 2);
+}
+
+TEST_CASE("trust store: a changed CA file reaches every fetcher after one hour (manual clock)") {
+    https_global_init();
+    TestCa old_ca("stsguard old CA");
+    TestCa new_ca("stsguard new CA");
+    TempDir dir;
+    const std::string path = dir.path() + "/ca.pem";
+    copy_file(old_ca.path(), path);
+    PkeyPtr key = new_key();
+    X509Ptr old_cert = old_ca.issue({"mta-sts.example.test", kSan}, key.get());
+    X509Ptr new_cert = new_ca.issue({"mta-sts.example.test", kSan}, key.get());
+    TlsServer server(old_cert.get(), key.get(), http_response("200 OK", kPlainOk, kPolicy));
+    FakeDns dns(addrs({"127.0.0.1"}));
+    FetchSettings s = fast_settings(server.port());
+    s.total_timeout = Seconds{5};
+    s.ca_file = path;
+    ManualClock clock;
+    auto trust = std::make_shared<TrustStore>(s, clock);
+    auto fetcher = make_curl_fetcher(s, dns, trust);
+
+    auto first = fetcher->fetch(test_domain());
+    CHECK_MESSAGE(first.found(), show(first));
+    copy_file(new_ca.path(), path);
+    clock.advance(kTrustStoreMaxAge - Seconds{1});
+    auto cached = fetcher->fetch(test_domain());
+    CHECK_MESSAGE(cached.found(), show(cached));  // the parsed store, not the file
+    CHECK(trust->loads() == 1);
+
+    clock.advance(Seconds{1});
+    auto stale = fetcher->fetch(test_domain());
+    CAPTURE(trust->loads());
+    CAPTURE(show(stale));
+    REQUIRE(stale.failed());
+    CHECK(stale.failure().code == "https-cert-invalid");
+    CHECK(trust->loads() == 2);
+    server.use_certificate(new_cert.get(), key.get());
+    auto renewed = fetcher->fetch(test_domain());
+    CHECK_MESSAGE(renewed.found(), show(renewed));
+    CHECK(trust->loads() == 2);
+}
+
+TEST_CASE("fetch: with no CA configured, the system roots are used and a private CA is refused") {
+    https_global_init();
+    TestCa ca;
+    PkeyPtr key = new_key();
+    X509Ptr cert = ca.issue({"mta-sts.example.test", kSan}, key.get());
+    TlsServer server(cert.get(), key.get(), http_response("200 OK", kPlainOk, kPolicy));
+    FakeDns dns(addrs({"127.0.0.1"}));
+    FetchSettings s = fast_settings(server.port());
+    s.total_timeout = Seconds{5};
+    ManualClock clock;
+    auto trust = std::make_shared<TrustStore>(s, clock);
+    auto r = make_curl_fetcher(s, dns, trust)->fetch(test_domain());
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-cert-invalid");
+    CHECK(r.failure().reason.find("unable to get local issuer certificate") != std::string::npos);
+    CHECK(trust->loads() == 1);
+}
+
+TEST_CASE("fetch: a hashed CA directory (ca_dir) trusts its CAs and only those") {
+    https_global_init();
+    TestCa ca;
+    TestCa other("some other CA");
+    TempDir dir;
+    add_to_hashed_dir(ca, dir.path());
+    PkeyPtr key = new_key();
+    X509Ptr good = ca.issue({"mta-sts.example.test", kSan}, key.get());
+    X509Ptr bad = other.issue({"mta-sts.example.test", kSan}, key.get());
+    TlsServer server(good.get(), key.get(), http_response("200 OK", kPlainOk, kPolicy));
+    FakeDns dns(addrs({"127.0.0.1"}));
+    FetchSettings s = fast_settings(server.port());
+    s.total_timeout = Seconds{5};
+    s.ca_dir = dir.path();
+    auto fetcher = fetcher_for(s, dns);
+    auto ok = fetcher->fetch(test_domain());
+    CHECK_MESSAGE(ok.found(), show(ok));
+    server.use_certificate(bad.get(), key.get());
+    auto r = fetcher->fetch(test_domain());
+    REQUIRE(r.failed());
+    CHECK(r.failure().code == "https-cert-invalid");
+}
+
+TEST_CASE("fetch: a fetcher without a trust store, or with one for other CA settings, is refused") {
+    FakeDns dns(addrs({"127.0.0.1"}));
+    FetchSettings s = fast_settings(443);
+    s.ca_file = "/etc/stsguard/ca.pem";
+    CHECK_THROWS_AS(make_curl_fetcher(s, dns, nullptr), std::invalid_argument);
+    ManualClock clock;
+    FetchSettings other = s;
+    other.ca_file = "/etc/stsguard/other.pem";
+    CHECK_THROWS_WITH_AS(make_curl_fetcher(s, dns, std::make_shared<TrustStore>(other, clock)),
+                         doctest::Contains("/etc/stsguard/other.pem"), std::invalid_argument);
+    CHECK_NOTHROW(make_curl_fetcher(s, dns, std::make_shared<TrustStore>(s, clock)));
 }
