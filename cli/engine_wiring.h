@@ -35,7 +35,8 @@ private:
 };
 
 // One ldns resolver and one curl fetcher per worker, from cfg's DNS and
-// fetch settings (copied: the factory does not refer to cfg).
+// fetch settings (copied: the factory does not refer to cfg); the
+// fetchers share one TrustStore (trust_store.h), parsed once.
 AdapterFactory worker_adapter_factory(const Config& cfg);
 
 // A fatal start-up error: logged (syslog or stderr, as configured) and
