@@ -88,7 +88,7 @@ int Env::open(const std::string& dir, const EnvOptions& opts) {
     if (opts.map_size != 0) rc = mdb_env_set_mapsize(e, opts.map_size);
     if (rc == 0) rc = mdb_env_set_maxreaders(e, opts.max_readers);
     if (rc == 0) rc = mdb_env_set_maxdbs(e, opts.max_dbs);
-    unsigned flags = MDB_NOTLS;
+    unsigned flags = MDB_NOTLS;  // never MDB_WRITEMAP: it forbids nested transactions
     if (opts.access == EnvAccess::read_only) flags |= MDB_RDONLY;
     if (opts.sync == EnvSync::no_sync) flags |= MDB_NOSYNC;
     if (rc == 0) rc = mdb_env_open(e, dir.c_str(), flags, opts.file_mode);
@@ -161,6 +161,18 @@ int Txn::begin(const Env& env, TxnKind kind) {
     if (rc != 0) return rc;  // LMDB freed t
     txn_ = t;
     kind_ = kind;
+    live_ = true;
+    return 0;
+}
+
+int Txn::begin_nested(Txn& parent) {
+    abort();
+    if (!parent.live_ || parent.kind_ != TxnKind::read_write || &parent == this) return EINVAL;
+    MDB_txn* t = nullptr;
+    int rc = mdb_txn_begin(mdb_txn_env(parent.txn_), parent.txn_, 0, &t);
+    if (rc != 0) return rc;  // LMDB freed t; the parent is unchanged
+    txn_ = t;
+    kind_ = TxnKind::read_write;
     live_ = true;
     return 0;
 }

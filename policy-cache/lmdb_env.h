@@ -15,7 +15,9 @@
 //  - a Cursor must be destroyed before its Txn ends (declare it after the
 //    Txn in the same scope);
 //  - environments are opened with MDB_NOTLS so read transactions belong to
-//    their handle, not to a thread, and can be pooled.
+//    their handle, not to a thread, and can be pooled;
+//  - never with MDB_WRITEMAP: nested write transactions (the store's group
+//    commit isolates each request in one) are not allowed with it.
 //
 // Failures: lmdb_failure() sorts codes into cache-full, cache-io,
 //   cache-corrupt (with the recovery command), cache-permission,
@@ -126,6 +128,16 @@ public:
     ~Txn() { abort(); }
 
     int begin(const Env& env, TxnKind kind);
+    // A nested write transaction inside `parent`, a live write transaction
+    // begun by this thread: commit() hands its changes to the parent (they
+    // reach the file with the parent's commit), abort() drops them and
+    // leaves the parent exactly as it was, even after an error such as
+    // MDB_MAP_FULL inside the child.  While the child is live the parent
+    // must not be used, and the child must end first: aborting a parent
+    // frees its live child (declare the child after the parent).  LMDB
+    // refuses nesting with MDB_WRITEMAP, which Env::open never sets.
+    // Costs a ~3 MiB malloc (LMDB's dirty-page list) per child.
+    int begin_nested(Txn& parent);
     int commit();  // the handle is gone afterwards, whatever the result
     void abort();  // no-op when not begun
 

@@ -106,14 +106,13 @@ static_assert(std::size(kMigrations) == kSchemaVersion, "one migration step per 
 
 }  // namespace
 
-struct PolicyStore::WriteStep {
-    int rc = 0;                      // LMDB code of the failing call
-    std::string during;              // what it was doing
-    std::optional<Failure> failure;  // a non-LMDB failure (encode, key mismatch)
-    bool changed = true;             // false: nothing written, abort instead of commit
-};
-
 // ---- open --------------------------------------------------------------
+
+PolicyStore::PolicyStore(const StoreOptions& opts)
+    : opts_(opts),
+      batcher_(env_, map_lock_,
+               {[this] { return grow_map(); }, [this] { return adopt_map_size(); }},
+               kMaxWriteAttempts) {}
 
 Lookup<std::unique_ptr<PolicyStore>> PolicyStore::open(const StoreOptions& opts) {
     std::unique_ptr<PolicyStore> s(new PolicyStore(opts));
@@ -376,6 +375,9 @@ Lookup<StoreStats> PolicyStore::stats(StatsDetail detail) const {
     st.data_path = env_.data_path();
     st.schema_version = schema_;
     st.stale_readers_cleared = stale_readers_;
+    const WriteCounters wc = batcher_.counters();
+    st.writes = wc.writes;
+    st.commits = wc.commits;
     {
         lmdb::MapLock::Shared s(map_lock_);
         lmdb::Txn txn;
@@ -425,38 +427,9 @@ std::optional<Failure> PolicyStore::write(const WriteBody& body) {
     if (opts_.access == StoreAccess::read_only)
         return Failure::perm("cache-permission",
                              "stsguard cache: " + env_.data_path() + " is open read-only");
-    std::lock_guard<std::mutex> w(write_mutex_);
-    for (int attempt = 0;; ++attempt) {
-        WriteStep step;
-        {
-            lmdb::MapLock::Shared s(map_lock_);
-            lmdb::Txn txn;
-            step.rc = txn.begin(env_, lmdb::TxnKind::read_write);
-            step.during = "starting a write transaction";
-            if (step.rc == 0) {
-                step = body(txn);
-                if (step.rc == 0 && !step.failure) {
-                    if (step.changed) {
-                        step.rc = txn.commit();
-                        step.during = "committing";
-                    } else {
-                        txn.abort();
-                    }
-                }
-            }
-        }  // an unfinished txn is aborted here, before the map lock is released
-        if (step.failure) return step.failure;
-        if (step.rc == 0) return std::nullopt;
-        if (attempt + 1 < kMaxWriteAttempts && step.rc == MDB_MAP_RESIZED) {
-            if (auto f = adopt_map_size()) return f;
-            continue;
-        }
-        if (attempt + 1 < kMaxWriteAttempts && step.rc == MDB_MAP_FULL) {
-            if (auto f = grow_map()) return f;
-            continue;
-        }
-        return fail(step.rc, step.during);
-    }
+    // Group commit: transactions, map growth (grow_map) and adoption
+    // (adopt_map_size) and the per-call results are the batcher's.
+    return batcher_.write(body);
 }
 
 std::optional<Failure> PolicyStore::put(const CacheRecord& rec) {
@@ -536,10 +509,10 @@ Lookup<Removed> PolicyStore::remove(const DomainName& domain) {
         WriteStep st;
         st.during = "removing " + domain.str();
         st.rc = txn.del(policies_, domain.str());
-        if (st.rc == MDB_NOTFOUND) {
+        absent = st.rc == MDB_NOTFOUND;  // set on every run: the body may run again
+        if (absent) {
             st.rc = 0;
             st.changed = false;
-            absent = true;
         }
         return st;
     });

@@ -10,24 +10,31 @@
 //
 // Concurrency: LMDB MVCC, so readers never block the writer nor each
 // other; one write transaction at a time across processes (LMDB's
-// writer lock) and within this process (write_mutex_).  A PolicyStore is
-// thread-safe.  Open ONE PolicyStore per directory per process (LMDB
-// forbids two environments on one file in a process) and never use it in
-// a fork()ed child.  Transactions are short: get() is one mdb_get; the
-// update() callback runs inside the write transaction and must be pure
-// (no I/O, no call back into the store; it may run twice, see below).
+// writer lock).  Within this process concurrent writes share one
+// transaction and one commit (group commit, write_batch.h): the caller
+// who finds no write running leads a batch of everything queued, the
+// others wait for its result.  A PolicyStore is thread-safe.  Open ONE
+// PolicyStore per directory per process (LMDB forbids two environments
+// on one file in a process) and never use it in a fork()ed child.
+// Transactions are short: get() is one mdb_get; the update() callback
+// runs inside the write transaction and must be pure (no I/O, no call
+// back into the store; it may run twice, see below, and on another
+// writer's thread).
 //
-// Crash safety: every put/update/remove is one committed LMDB transaction
-// (fsync'd); a killed process leaves either the old or the new record.
+// Crash safety: when put/put_all/update/remove/touch_last_used returns
+// success its change is committed in an LMDB transaction (fsync'd), alone
+// or with concurrent writes; a killed process leaves either the old or the
+// new record.  A write that fails does not fail the others of its batch.
 // Stale reader slots of dead processes are cleared at open.
 //
 // Map growth: on MDB_MAP_FULL the write is aborted, the map doubled (up to
 // max_map_size) and the write retried (the callback of update() runs
-// again on fresh input).  mdb_env_set_mapsize() needs every transaction of
-// this process closed: each transaction is taken under the shared side of
-// map_lock_, a remap under its exclusive side, and pooled read
-// transactions are reset (no snapshot, no map pointers) while idle.  A map
-// grown by another process (MDB_MAP_RESIZED) is adopted the same way.
+// again on fresh input; the rest of its batch commits first).
+// mdb_env_set_mapsize() needs every transaction of this process closed:
+// each transaction is taken under the shared side of map_lock_, a remap
+// under its exclusive side, and pooled read transactions are reset (no
+// snapshot, no map pointers) while idle.  A map grown by another
+// process (MDB_MAP_RESIZED) is adopted the same way.
 //
 // Start-up cost: open() reads the schema marker only; it never scans.
 // stats(StatsDetail::by_mode) and for_each() scan (CLI only).
@@ -59,7 +66,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,6 +78,7 @@
 #include "policy-cache/domain_name.h"
 #include "policy-cache/lmdb_env.h"
 #include "policy-cache/outcome.h"
+#include "policy-cache/write_batch.h"
 
 namespace stsguard {
 
@@ -106,6 +113,10 @@ struct StoreStats {
     std::uint64_t used_bytes = 0;  // pages in use
     std::uint64_t map_bytes = 0;   // current map size
     std::uint32_t schema_version = 0;
+    // Writes by this PolicyStore since open, and the transactions that
+    // committed them (fewer when concurrent writes shared a commit).
+    std::uint64_t writes = 0;
+    std::uint64_t commits = 0;
     unsigned max_readers = 0;
     unsigned reader_slots = 0;      // slots in the lock file
     int stale_readers_cleared = 0;  // at open
@@ -171,11 +182,16 @@ public:
     const std::string& data_path() const { return env_.data_path(); }
     StoreAccess access() const { return opts_.access; }
 
-private:
-    explicit PolicyStore(const StoreOptions& opts) : opts_(opts) {}
+    // Writes, batches and commits since open (tests, bench, stats).
+    WriteCounters write_counters() const { return batcher_.counters(); }
+    // Test hook: blocks until n writes wait behind the running batch.
+    void wait_until_writes_queued(std::size_t n) const { batcher_.wait_until_queued(n); }
 
-    struct WriteStep;
-    using WriteBody = std::function<WriteStep(lmdb::Txn&)>;
+private:
+    explicit PolicyStore(const StoreOptions& opts);
+
+    // Every write goes through here: the body runs in a write transaction
+    // (a nested one when it shares the batch) and must be pure.
     std::optional<Failure> write(const WriteBody& body);
     std::optional<Failure> grow_map();
     std::optional<Failure> adopt_map_size() const;
@@ -191,7 +207,7 @@ private:
     int stale_readers_ = 0;
     mutable lmdb::MapLock map_lock_;
     mutable lmdb::ReadTxnPool pool_;
-    std::mutex write_mutex_;
+    WriteBatcher batcher_;  // last: destroyed first, before env_
 };
 
 }  // namespace stsguard

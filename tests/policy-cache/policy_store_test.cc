@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <latch>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -118,6 +120,45 @@ int wait_exit(pid_t pid) {
     REQUIRE(waitpid(pid, &status, 0) == pid);
     if (!WIFEXITED(status)) return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     return WEXITSTATUS(status);
+}
+
+// Group commit: holds a lone update of lead inside its transaction until
+// every call in `rest` (one thread each) has queued behind it, then lets
+// it commit, so `rest` shares the next batch.  Failures in order, lead's
+// first.  A call that throws reports the failure code "thrown".
+using StoreCall = std::function<std::optional<Failure>()>;
+std::vector<std::optional<Failure>> behind_one_update(PolicyStore& s, const CacheRecord& lead,
+                                                      const std::vector<StoreCall>& rest) {
+    std::latch entered(1), release(1);
+    std::atomic<bool> first_run{true};
+    std::vector<std::optional<Failure>> out(rest.size() + 1);
+    auto guarded = [](const StoreCall& c) -> std::optional<Failure> {
+        try {
+            return c();
+        } catch (const std::exception& e) {
+            return Failure::perm("thrown", e.what());
+        }
+    };
+    std::thread leader([&] {
+        out[0] = guarded([&] {
+            return s.update(lead.domain, [&](std::optional<CacheRecord>& r) {
+                if (first_run.exchange(false)) {
+                    entered.count_down();
+                    release.wait();
+                }
+                r = lead;
+            });
+        });
+    });
+    entered.wait();
+    std::vector<std::thread> followers;
+    for (std::size_t i = 0; i < rest.size(); ++i)
+        followers.emplace_back([&, i] { out[i + 1] = guarded(rest[i]); });
+    s.wait_until_writes_queued(rest.size());
+    release.count_down();
+    leader.join();
+    for (auto& t : followers) t.join();
+    return out;
 }
 
 }  // namespace
@@ -709,4 +750,159 @@ TEST_CASE("store: every record a writer killed with SIGKILL reported committed i
     REQUIRE(st.found());
     CHECK(st.value().corrupt == 0);
     CHECK(st.value().entries >= committed.size() + 1);
+}
+
+// ---- group commit (write_batch.h) ---------------------------------------
+
+TEST_CASE("store: group commit: a lone writer commits at once (one commit per call)") {
+    TempDir d;
+    auto s = open_ok(opts_for(d));
+    for (int i = 0; i < 3; ++i) {
+        put_ok(*s, nth_record(i));
+        CHECK(s->write_counters().commits == static_cast<std::uint64_t>(i + 1));
+    }
+    CHECK_FALSE(s->update(nth_domain(1), [](std::optional<CacheRecord>&) {}));  // no change
+    CHECK(s->remove(dn("absent.example")).not_found());
+    CHECK(s->write_counters().commits == 3);  // nothing to write: no commit, no fsync
+    auto st = s->stats(StatsDetail::quick);
+    REQUIRE(st.found());
+    CHECK(st.value().writes == 5);
+    CHECK(st.value().commits == 3);
+}
+
+TEST_CASE(
+    "store: group commit: concurrent writes share one commit and each caller gets its own result") {
+    TempDir d;
+    auto s = open_ok(opts_for(d));
+    put_ok(*s, nth_record(5));
+    put_ok(*s, nth_record(6));
+    const std::uint64_t before = s->write_counters().commits;
+    std::optional<Lookup<Removed>> removed, absent;
+    std::vector<StoreCall> rest{
+        [&] { return s->put(nth_record(1)); },
+        [&] {
+            return s->update(nth_domain(2),
+                             [](std::optional<CacheRecord>& r) { r = nth_record(2); });
+        },
+        [&] {
+            return s->update(nth_domain(6),
+                             [](std::optional<CacheRecord>& r) { r = nth_record(7); });
+        },
+        [&] {
+            return s->update(nth_domain(6), [](std::optional<CacheRecord>& r) {
+                r->policy_body.assign(kMaxPolicyBytes + 1, 'x');
+            });
+        },
+        [&] {
+            return s->update(nth_domain(6), [](std::optional<CacheRecord>& r) -> void {
+                r->consecutive_failures = 99;
+                throw std::runtime_error("broken invariant");
+            });
+        },
+        [&] {
+            removed = s->remove(nth_domain(5));
+            return removed->failed() ? std::optional<Failure>(removed->failure()) : std::nullopt;
+        },
+        [&] {
+            absent = s->remove(dn("absent.example"));
+            return absent->failed() ? std::optional<Failure>(absent->failure()) : std::nullopt;
+        },
+        [&] {
+            return s->put_all({nth_record(10), nth_record(11)});
+        },
+        [&] {
+            return s->touch_last_used({{nth_domain(6), from_unix(1'900'000'000)}});
+        },
+    };
+    auto f = behind_one_update(*s, nth_record(0), rest);
+    REQUIRE(f.size() == 10);
+    CHECK_FALSE(f[0]);
+    CHECK_FALSE(f[1]);
+    CHECK_FALSE(f[2]);
+    REQUIRE(f[3]);
+    CHECK(f[3]->code == "cache-key-mismatch");
+    REQUIRE(f[4]);
+    CHECK(f[4]->code == "cache-record-too-large");
+    REQUIRE(f[5]);
+    CHECK(f[5]->code == "thrown");
+    CHECK(f[5]->reason == "broken invariant");
+    CHECK_FALSE(f[6]);
+    CHECK(removed->found());
+    CHECK_FALSE(f[7]);
+    CHECK(absent->not_found());
+    CHECK_FALSE(f[8]);
+    CHECK_FALSE(f[9]);
+
+    CHECK(s->write_counters().commits == before + 2);  // the lone lead, then the other nine
+    for (int i : {0, 1, 2, 10, 11}) CHECK(s->get(nth_domain(i)).value() == nth_record(i));
+    CHECK(s->get(nth_domain(5)).not_found());
+    CacheRecord six = nth_record(6);
+    six.last_used = from_unix(1'900'000'000);
+    CHECK(s->get(nth_domain(6)).value() == six);  // only the touch changed it
+    CHECK(s->get(nth_domain(7)).not_found());
+}
+
+TEST_CASE(
+    "store: group commit: map growth during a batch reruns the writes that did not fit and loses "
+    "none") {
+    TempDir d;
+    auto s = open_ok(opts_for(d, 64 * 1024));
+    const std::size_t map_before = s->stats(StatsDetail::quick).value().map_bytes;
+    auto big = [](int i) {
+        CacheRecord r = nth_record(i);
+        r.policy_body.assign(6000, static_cast<char>('a' + i % 26));  // overflow pages
+        return r;
+    };
+    std::vector<StoreCall> rest;
+    for (int i = 1; i <= 24; ++i) {
+        if (i % 2 == 0)
+            rest.push_back([&, i] { return s->put(big(i)); });
+        else
+            rest.push_back([&, i] {
+                return s->update(nth_domain(i),
+                                 [&, i](std::optional<CacheRecord>& r) { r = big(i); });
+            });
+    }
+    auto f = behind_one_update(*s, nth_record(0), rest);
+    for (std::size_t i = 0; i < f.size(); ++i) {
+        INFO("writer " << i);
+        CHECK_FALSE(f[i]);
+    }
+    CHECK(s->get(nth_domain(0)).value() == nth_record(0));
+    for (int i = 1; i <= 24; ++i) CHECK(s->get(nth_domain(i)).value() == big(i));
+    auto st = s->stats(StatsDetail::quick);
+    REQUIRE(st.found());
+    CHECK(st.value().map_bytes > map_before);
+    CHECK(st.value().entries == 25);
+}
+
+TEST_CASE(
+    "store: group commit: a write is durable when update() returns (reopen the store and read "
+    "it)") {
+    TempDir d;
+    { auto s = open_ok(opts_for(d, 1 << 20, lmdb::EnvSync::full)); }
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        // Killed the moment every call returned: no destructor closes the
+        // environment.  No doctest in this process.
+        auto c = PolicyStore::open(opts_for(d, 1 << 20, lmdb::EnvSync::full));
+        if (!c.found()) _exit(2);
+        PolicyStore& s = *c.value();
+        std::vector<StoreCall> rest;
+        for (int i = 1; i <= 10; ++i)
+            rest.push_back([&, i] {
+                return s.update(nth_domain(i),
+                                [i](std::optional<CacheRecord>& r) { r = nth_record(i); });
+            });
+        auto f = behind_one_update(s, nth_record(0), rest);
+        for (const auto& x : f)
+            if (x) _exit(3);
+        if (s.write_counters().commits != 2) _exit(4);
+        raise(SIGKILL);
+        _exit(5);
+    }
+    CHECK(wait_exit(pid) == 128 + SIGKILL);
+    auto s = open_ok(opts_for(d));
+    for (int i = 0; i <= 10; ++i) CHECK(s->get(nth_domain(i)).value() == nth_record(i));
 }
