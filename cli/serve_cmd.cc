@@ -146,8 +146,11 @@ int run_serve(const GlobalOptions& g, bool log_stderr) {
         MetricsLimits ml;
         ml.max_connections = static_cast<unsigned>(cfg.metrics_max_connections);
         ml.timeout = cfg.metrics_timeout;
-        MetricsRenderFn render = [&metrics, &server, &pool, gauges] {
+        MetricsRenderFn render = [&metrics, &server, &pool, &store, gauges] {
             GaugeSnapshot g;
+            const WriteCounters wc = store.write_counters();
+            g.cache_writes = wc.writes;
+            g.cache_commits = wc.commits;
             g.open_connections = server.counters().open_connections;
             PoolStats ps = pool.stats();
             g.discoveries_running = ps.running;

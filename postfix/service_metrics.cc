@@ -86,6 +86,12 @@ std::string ServiceMetrics::render(const GaugeSnapshot& g) const {
     o << "# HELP stsguard_discovery_worker_start_failures_total Workers that could not be started.\n"
          "# TYPE stsguard_discovery_worker_start_failures_total counter\n"
       << "stsguard_discovery_worker_start_failures_total " << g.discovery_worker_start_failures << "\n";
+    o << "# HELP stsguard_cache_writes_total Cache writes (discoveries, refreshes, last-use updates).\n"
+         "# TYPE stsguard_cache_writes_total counter\n"
+      << "stsguard_cache_writes_total " << g.cache_writes << "\n";
+    o << "# HELP stsguard_cache_commits_total Cache write transactions committed (one fsync each).\n"
+         "# TYPE stsguard_cache_commits_total counter\n"
+      << "stsguard_cache_commits_total " << g.cache_commits << "\n";
     return o.str();
 }
 

@@ -30,6 +30,9 @@ struct GaugeSnapshot {
     std::uint64_t cache_enforce = 0, cache_testing = 0, cache_none = 0, cache_no_policy = 0;
     std::uint64_t discoveries_running = 0, discoveries_queued = 0;
     std::uint64_t discovery_workers = 0, discovery_worker_start_failures = 0;
+    // Cache writes since start and the transactions (fsyncs) that
+    // committed them: fewer commits than writes when writes were batched.
+    std::uint64_t cache_writes = 0, cache_commits = 0;
 };
 
 class ServiceMetrics {

@@ -47,5 +47,17 @@ TEST_CASE("metrics: the latency histogram is cumulative and counts every lookup"
     CHECK(has_line(text, "stsguard_lookup_duration_seconds_count 2"));
 }
 
+TEST_CASE("metrics: cache writes and the commits that carried them are counters") {
+    ServiceMetrics m;
+    GaugeSnapshot g;
+    g.cache_writes = 12;
+    g.cache_commits = 3;  // group commit: several writes per fsync
+    const std::string text = m.render(g);
+    CHECK(has_line(text, "# TYPE stsguard_cache_writes_total counter"));
+    CHECK(has_line(text, "stsguard_cache_writes_total 12"));
+    CHECK(has_line(text, "# TYPE stsguard_cache_commits_total counter"));
+    CHECK(has_line(text, "stsguard_cache_commits_total 3"));
+}
+
 }  // namespace
 }  // namespace stsguard
