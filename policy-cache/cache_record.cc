@@ -373,8 +373,15 @@ bool decode_record_into(std::string_view bytes, const DomainName& key, CacheReco
                 if (!r.skip_str(2, k16, "extension key") || !r.skip_str(2, k16, "extension value")) break;
         }
     }
-    r.str(rec.last_outcome.code, 2, k16, "outcome code");
-    r.str(rec.last_outcome.text, 2, k16, "outcome text");
+    if (all || rec.last_outcome.kind != OutcomeKind::ok) {
+        r.str(rec.last_outcome.code, 2, k16, "outcome code");
+        r.str(rec.last_outcome.text, 2, k16, "outcome text");
+    } else if (r.skip_str(2, k16, "outcome code") && r.skip_str(2, k16, "outcome text")) {
+        // An answer reads them only for a failed outcome (assess(): the
+        // negative cache and back-off), so an ok one is not copied.
+        rec.last_outcome.code.clear();
+        rec.last_outcome.text.clear();
+    }
     if (r.count(n, 1, "MX hosts")) {
         rec.mx_hosts.resize(n);
         for (auto& h : rec.mx_hosts)

@@ -88,9 +88,9 @@ bool operator==(const CacheRecord& a, const CacheRecord& b);
 std::optional<std::string> encode_record(const CacheRecord& r, std::string* why = nullptr);
 
 // Which fields decode_record() fills.  for_answer leaves policy_body,
-// policy.extensions and policy_id empty (they are still length-checked,
-// the id's characters are not): the serve hot path answers without them
-// and saves their copies.
+// policy.extensions and policy_id empty, and last_outcome's code and text
+// when the outcome is ok (all still length-checked, the id's characters
+// not): the serve hot path answers without them and saves their copies.
 enum class RecordFields { all, for_answer };
 
 // Decodes a value stored under key; the encoded domain must equal key.

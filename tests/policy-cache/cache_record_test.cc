@@ -271,6 +271,30 @@ TEST_CASE("cache record: decoding for an answer skips the body, extensions and p
     }
 }
 
+TEST_CASE("cache record: decoding for an answer drops an ok outcome's texts and keeps a failed one's") {
+    // assess() reads the outcome's code and text only for a failed outcome
+    // (negative cache, back-off): the answer decode copies only those.
+    CacheRecord ok = full_record();
+    ok.last_outcome = {OutcomeKind::ok, "policy-fetched", "policy fetched from https://mta-sts.example.com"};
+    CacheRecord failed = full_record();
+    REQUIRE(failed.last_outcome.kind != OutcomeKind::ok);
+    CacheRecord into = failed;  // storage holding a failed outcome's texts
+    std::string why;
+    REQUIRE_MESSAGE(decode_record_into(encode_ok(ok), ok.domain, into, &why, RecordFields::for_answer), why);
+    CHECK(into.last_outcome.kind == OutcomeKind::ok);
+    CHECK(into.last_outcome.code.empty());
+    CHECK(into.last_outcome.text.empty());
+    REQUIRE_MESSAGE(decode_record_into(encode_ok(failed), failed.domain, into, &why, RecordFields::for_answer), why);
+    CHECK(into.last_outcome.kind == failed.last_outcome.kind);
+    CHECK(into.last_outcome.code == failed.last_outcome.code);
+    CHECK(into.last_outcome.text == failed.last_outcome.text);
+    // A full decode keeps both.
+    auto full = decode_record(encode_ok(ok), ok.domain, &why);
+    REQUIRE_MESSAGE(full, why);
+    CHECK(full->last_outcome.code == ok.last_outcome.code);
+    CHECK(full->last_outcome.text == ok.last_outcome.text);
+}
+
 TEST_CASE("cache record: a value cut short in the fixed-width fields names the field it stops in") {
     const CacheRecord r = full_record();
     const std::string bytes = encode_ok(r);
