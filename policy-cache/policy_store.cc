@@ -375,9 +375,6 @@ Lookup<StoreStats> PolicyStore::stats(StatsDetail detail) const {
     st.data_path = env_.data_path();
     st.schema_version = schema_;
     st.stale_readers_cleared = stale_readers_;
-    const WriteCounters wc = batcher_.counters();
-    st.writes = wc.writes;
-    st.commits = wc.commits;
     {
         lmdb::MapLock::Shared s(map_lock_);
         lmdb::Txn txn;

@@ -113,10 +113,6 @@ struct StoreStats {
     std::uint64_t used_bytes = 0;  // pages in use
     std::uint64_t map_bytes = 0;   // current map size
     std::uint32_t schema_version = 0;
-    // Writes by this PolicyStore since open, and the transactions that
-    // committed them (fewer when concurrent writes shared a commit).
-    std::uint64_t writes = 0;
-    std::uint64_t commits = 0;
     unsigned max_readers = 0;
     unsigned reader_slots = 0;      // slots in the lock file
     int stale_readers_cleared = 0;  // at open
@@ -182,7 +178,8 @@ public:
     const std::string& data_path() const { return env_.data_path(); }
     StoreAccess access() const { return opts_.access; }
 
-    // Writes, batches and commits since open (tests, bench, stats).
+    // Writes, batches and commits by this PolicyStore since open (the
+    // service's metrics, tests).
     WriteCounters write_counters() const { return batcher_.counters(); }
     // Test hook: blocks until n writes wait behind the running batch.
     void wait_until_writes_queued(std::size_t n) const { batcher_.wait_until_queued(n); }

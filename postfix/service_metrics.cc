@@ -1,6 +1,8 @@
 #include "postfix/service_metrics.h"
 
+#include <ostream>
 #include <sstream>
+#include <string_view>
 
 namespace stsguard {
 
@@ -42,56 +44,59 @@ std::uint64_t ServiceMetrics::lookups_total() const {
     return n;
 }
 
+namespace {
+
+// "# HELP" and "# TYPE" lines of one metric family.
+void family(std::ostream& o, std::string_view name, std::string_view type, std::string_view help) {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+}
+
+// A family with one unlabelled series.
+void single(std::ostream& o, std::string_view name, std::string_view type, std::string_view help,
+            std::uint64_t value) {
+    family(o, name, type, help);
+    o << name << ' ' << value << '\n';
+}
+
+}  // namespace
+
 std::string ServiceMetrics::render(const GaugeSnapshot& g) const {
     std::ostringstream o;
     std::lock_guard<std::mutex> l(mu_);
-    o << "# HELP stsguard_lookups_total Socketmap lookups by reply and reason.\n"
-         "# TYPE stsguard_lookups_total counter\n";
+    family(o, "stsguard_lookups_total", "counter", "Socketmap lookups by reply and reason.");
     for (const auto& [reply, reasons] : lookups_)
         for (const auto& [reason, count] : reasons)
             o << "stsguard_lookups_total{reply=\"" << reply << "\",reason=\"" << reason << "\"} " << count << "\n";
-    o << "# HELP stsguard_cache_lookups_total Cache lookups by result.\n"
-         "# TYPE stsguard_cache_lookups_total counter\n"
-      << "stsguard_cache_lookups_total{result=\"hit\"} " << hits_.load() << "\n"
+    family(o, "stsguard_cache_lookups_total", "counter", "Cache lookups by result.");
+    o << "stsguard_cache_lookups_total{result=\"hit\"} " << hits_.load() << "\n"
       << "stsguard_cache_lookups_total{result=\"miss\"} " << misses_.load() << "\n";
-    o << "# HELP stsguard_discoveries_total Policy discoveries by outcome code.\n"
-         "# TYPE stsguard_discoveries_total counter\n";
+    family(o, "stsguard_discoveries_total", "counter", "Policy discoveries by outcome code.");
     for (const auto& [k, v] : discoveries_) o << "stsguard_discoveries_total{outcome=\"" << k << "\"} " << v << "\n";
-    o << "# HELP stsguard_lookup_duration_seconds Time from request to reply.\n"
-         "# TYPE stsguard_lookup_duration_seconds histogram\n";
+    family(o, "stsguard_lookup_duration_seconds", "histogram", "Time from request to reply.");
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < kLatencyBucketsSeconds.size(); ++i)
         o << "stsguard_lookup_duration_seconds_bucket{le=\"" << kLatencyBucketsSeconds[i] << "\"} "
-          << (cumulative += buckets_[i])
-          << "\n";
+          << (cumulative += buckets_[i]) << "\n";
     o << "stsguard_lookup_duration_seconds_bucket{le=\"+Inf\"} " << latency_count_ << "\n"
       << "stsguard_lookup_duration_seconds_sum " << latency_sum_ << "\n"
       << "stsguard_lookup_duration_seconds_count " << latency_count_ << "\n";
-    o << "# HELP stsguard_cache_entries Cached domains by policy mode.\n"
-         "# TYPE stsguard_cache_entries gauge\n"
-      << "stsguard_cache_entries{mode=\"enforce\"} " << g.cache_enforce << "\n"
+    family(o, "stsguard_cache_entries", "gauge", "Cached domains by policy mode.");
+    o << "stsguard_cache_entries{mode=\"enforce\"} " << g.cache_enforce << "\n"
       << "stsguard_cache_entries{mode=\"testing\"} " << g.cache_testing << "\n"
       << "stsguard_cache_entries{mode=\"none\"} " << g.cache_none << "\n"
       << "stsguard_cache_entries{mode=\"no-policy\"} " << g.cache_no_policy << "\n";
-    o << "# HELP stsguard_open_connections Open socketmap connections.\n"
-         "# TYPE stsguard_open_connections gauge\n"
-      << "stsguard_open_connections " << g.open_connections << "\n";
-    o << "# HELP stsguard_discoveries_in_flight Discoveries running and queued.\n"
-         "# TYPE stsguard_discoveries_in_flight gauge\n"
-      << "stsguard_discoveries_in_flight{state=\"running\"} " << g.discoveries_running << "\n"
+    single(o, "stsguard_open_connections", "gauge", "Open socketmap connections.", g.open_connections);
+    family(o, "stsguard_discoveries_in_flight", "gauge", "Discoveries running and queued.");
+    o << "stsguard_discoveries_in_flight{state=\"running\"} " << g.discoveries_running << "\n"
       << "stsguard_discoveries_in_flight{state=\"queued\"} " << g.discoveries_queued << "\n";
-    o << "# HELP stsguard_discovery_workers Discovery worker threads started (up to fetch_concurrency).\n"
-         "# TYPE stsguard_discovery_workers gauge\n"
-      << "stsguard_discovery_workers " << g.discovery_workers << "\n";
-    o << "# HELP stsguard_discovery_worker_start_failures_total Workers that could not be started.\n"
-         "# TYPE stsguard_discovery_worker_start_failures_total counter\n"
-      << "stsguard_discovery_worker_start_failures_total " << g.discovery_worker_start_failures << "\n";
-    o << "# HELP stsguard_cache_writes_total Cache writes (discoveries, refreshes, last-use updates).\n"
-         "# TYPE stsguard_cache_writes_total counter\n"
-      << "stsguard_cache_writes_total " << g.cache_writes << "\n";
-    o << "# HELP stsguard_cache_commits_total Cache write transactions committed (one fsync each).\n"
-         "# TYPE stsguard_cache_commits_total counter\n"
-      << "stsguard_cache_commits_total " << g.cache_commits << "\n";
+    single(o, "stsguard_discovery_workers", "gauge", "Discovery worker threads started (up to fetch_concurrency).",
+           g.discovery_workers);
+    single(o, "stsguard_discovery_worker_start_failures_total", "counter", "Workers that could not be started.",
+           g.discovery_worker_start_failures);
+    single(o, "stsguard_cache_writes_total", "counter", "Cache writes (discoveries, refreshes, last-use updates).",
+           g.cache_writes);
+    single(o, "stsguard_cache_commits_total", "counter", "Cache write transactions committed (one fsync each).",
+           g.cache_commits);
     return o.str();
 }
 

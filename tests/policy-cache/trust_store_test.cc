@@ -62,6 +62,13 @@ void require_loaded(const Lookup<X509StoreRef>& r) {
     REQUIRE_MESSAGE(r.found(), (r.failed() ? r.failure().code + ": " + r.failure().reason : ""));
 }
 
+// A store over one private CA's file, and the clock it ages by.
+struct OneCaStore {
+    TestCa ca;
+    ManualClock clock;
+    TrustStore store{with_ca_file(ca.path()), clock};
+};
+
 }  // namespace
 
 TEST_CASE("trust store: nothing is read until first use") {
@@ -72,10 +79,7 @@ TEST_CASE("trust store: nothing is read until first use") {
     CHECK(store.loads() == 0);
 }
 
-TEST_CASE("trust store: parsed once and shared by every caller, from any thread") {
-    TestCa ca;
-    ManualClock clock;
-    TrustStore store(with_ca_file(ca.path()), clock);
+TEST_CASE_FIXTURE(OneCaStore, "trust store: parsed once and shared by every caller, from any thread") {
     constexpr int kThreads = 8;
     std::vector<X509_STORE*> seen(kThreads, nullptr);
     std::vector<X509StoreRef> held(kThreads);
@@ -102,10 +106,7 @@ TEST_CASE("trust store: parsed once and shared by every caller, from any thread"
     CHECK(certificates_in(seen[0]) == 1);
 }
 
-TEST_CASE("trust store: reloaded after one hour (manual clock), not before") {
-    TestCa ca;
-    ManualClock clock;
-    TrustStore store(with_ca_file(ca.path()), clock);
+TEST_CASE_FIXTURE(OneCaStore, "trust store: reloaded after one hour (manual clock), not before") {
     auto first = store.acquire();
     require_loaded(first);
     CHECK(store.loads() == 1);
@@ -145,10 +146,7 @@ TEST_CASE("trust store: a reload reads the CA file anew") {
     CHECK(certificates_in(store.acquire().value().get()) == 2);
 }
 
-TEST_CASE("trust store: a store in use survives a reload (its holder keeps it)") {
-    TestCa ca;
-    ManualClock clock;
-    TrustStore store(with_ca_file(ca.path()), clock);
+TEST_CASE_FIXTURE(OneCaStore, "trust store: a store in use survives a reload (its holder keeps it)") {
     auto old = store.acquire();
     require_loaded(old);
     clock.advance(kTrustStoreMaxAge);
@@ -160,10 +158,7 @@ TEST_CASE("trust store: a store in use survives a reload (its holder keeps it)")
     CHECK(certificates_in(old.value().get()) == 1);
 }
 
-TEST_CASE("trust store: a clock set back reloads (the store's age is unknown)") {
-    TestCa ca;
-    ManualClock clock;
-    TrustStore store(with_ca_file(ca.path()), clock);
+TEST_CASE_FIXTURE(OneCaStore, "trust store: a clock set back reloads (the store's age is unknown)") {
     require_loaded(store.acquire());
     clock.advance(-Seconds{60});
     require_loaded(store.acquire());
@@ -247,10 +242,7 @@ TEST_CASE("trust store: a directory as ca_file, or a file as ca_dir, is refused 
           "cannot load trust store " + dir.path() + "/no-such-dir: No such file or directory");
 }
 
-TEST_CASE("trust store: a configured CA file replaces the system store") {
-    TestCa ca;
-    ManualClock clock;
-    TrustStore store(with_ca_file(ca.path()), clock);
+TEST_CASE_FIXTURE(OneCaStore, "trust store: a configured CA file replaces the system store") {
     auto r = store.acquire();
     require_loaded(r);
     CHECK(certificates_in(r.value().get()) == 1);  // the test CA, no system root
