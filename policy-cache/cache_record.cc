@@ -119,20 +119,6 @@ public:
         v = static_cast<std::uint16_t>(x);
         return true;
     }
-    bool str(std::string& s, int width, std::size_t limit, const char* f) {
-        std::string_view v;
-        if (!take(v, width, limit, f)) return false;
-        // resize() keeps the storage and is free when the size is the
-        // same as in the last record decoded into s; assign() is not.
-        s.resize(v.size());
-        if (!v.empty()) std::memcpy(s.data(), v.data(), v.size());
-        return true;
-    }
-    // str() without the copy: the same checks, the bytes passed over.
-    bool skip_str(int width, std::size_t limit, const char* f) {
-        std::string_view v;
-        return take(v, width, limit, f);
-    }
     // A length-prefixed byte string, checked against its limit and the
     // bytes left; v views the input.
     bool take(std::string_view& v, int width, std::size_t limit, const char* f) {
@@ -302,9 +288,22 @@ std::optional<std::string> encode_record(const CacheRecord& r, std::string* why)
     return std::move(w.out());
 }
 
-bool decode_record_into(std::string_view bytes, const DomainName& key, CacheRecord& rec,
-                        std::string* why, RecordFields fields) {
-    const bool all = fields == RecordFields::all;
+namespace {
+
+// What only a full decode keeps: views, like RecordTexts.
+struct RecordExtras {
+    std::string_view id;
+    std::vector<std::pair<std::string_view, std::string_view>> extensions;
+    std::string_view body;
+};
+
+// The one decoder: the fixed-width fields into rec, the texts as views into
+// bytes.  With extras null (the answer path) the policy id, extensions and
+// body are length-checked and passed over, and the id's characters are
+// not checked, since no answer uses them.  rec's other strings and lists
+// are left alone.
+bool parse_record(std::string_view bytes, const DomainName& key, CacheRecord& rec, RecordTexts& t,
+                  RecordExtras* extras, std::string* why) {
     constexpr std::size_t k16 = std::numeric_limits<std::uint16_t>::max();
     auto bad = [&](std::string reason) {
         if (why) *why = "record of " + key.str() + ": " + std::move(reason);
@@ -320,7 +319,6 @@ bool decode_record_into(std::string_view bytes, const DomainName& key, CacheReco
     if (bytes.size() < kFixedPrefix) return bad(truncated_prefix(bytes.size()));
 
     const char* const p = bytes.data();
-    rec.domain = key;
     const auto state = static_cast<std::uint8_t>(p[1]);
     const auto mode = static_cast<std::uint8_t>(p[2]);
     const auto kind = static_cast<std::uint8_t>(p[3]);
@@ -349,58 +347,97 @@ bool decode_record_into(std::string_view bytes, const DomainName& key, CacheReco
     if (domain != key.str())
         return bad("stored under the wrong key (it names \"" + std::string(domain) + "\")");
     if (!r.take(id, 1, kMaxIdLength, "policy id")) return bad(r.why());
-    rec.policy_id.reset();
-    if (!id.empty() && all) {
-        if (!valid_policy_id(id)) return bad("policy id is not 1-32 letters and digits");
-        rec.policy_id = PolicyId(std::string(id));
+    if (extras) {
+        if (!id.empty() && !valid_policy_id(id)) return bad("policy id is not 1-32 letters and digits");
+        extras->id = id;
     }
-    r.str(rec.policy.version, 1, 255, "policy version");
+    r.take(t.version, 1, 255, "policy version");
 
     std::size_t n = 0;
+    t.mx.clear();
     if (r.count(n, 2, "mx patterns")) {
-        rec.policy.mx.resize(n);
-        for (auto& p : rec.policy.mx)
-            if (!r.str(p, 2, k16, "mx pattern")) break;
+        std::string_view v;
+        for (std::size_t i = 0; i < n && r.take(v, 2, k16, "mx pattern"); ++i) t.mx.push_back(v);
     }
     if (r.count(n, 4, "policy extensions")) {
-        if (all) {
-            rec.policy.extensions.resize(n);
-            for (auto& [k, v] : rec.policy.extensions)
-                if (!r.str(k, 2, k16, "extension key") || !r.str(v, 2, k16, "extension value")) break;
-        } else {
-            rec.policy.extensions.clear();
-            for (std::size_t i = 0; i < n; ++i)
-                if (!r.skip_str(2, k16, "extension key") || !r.skip_str(2, k16, "extension value")) break;
+        std::string_view k, v;
+        if (extras) extras->extensions.clear();
+        for (std::size_t i = 0; i < n; ++i) {
+            if (!r.take(k, 2, k16, "extension key") || !r.take(v, 2, k16, "extension value")) break;
+            if (extras) extras->extensions.emplace_back(k, v);
         }
     }
-    if (all || rec.last_outcome.kind != OutcomeKind::ok) {
-        r.str(rec.last_outcome.code, 2, k16, "outcome code");
-        r.str(rec.last_outcome.text, 2, k16, "outcome text");
-    } else if (r.skip_str(2, k16, "outcome code") && r.skip_str(2, k16, "outcome text")) {
-        // An answer reads them only for a failed outcome (assess(): the
-        // negative cache and back-off), so an ok one is not copied.
-        rec.last_outcome.code.clear();
-        rec.last_outcome.text.clear();
-    }
+    r.take(t.outcome_code, 2, k16, "outcome code");
+    r.take(t.outcome_text, 2, k16, "outcome text");
+    t.mx_hosts.clear();
     if (r.count(n, 1, "MX hosts")) {
-        rec.mx_hosts.resize(n);
-        for (auto& h : rec.mx_hosts)
-            if (!r.str(h, 1, kMaxHostName, "MX host")) break;
+        std::string_view v;
+        for (std::size_t i = 0; i < n && r.take(v, 1, kMaxHostName, "MX host"); ++i) t.mx_hosts.push_back(v);
     }
-    if (all)
-        r.str(rec.policy_body, 4, kMaxPolicyBytes, "policy body");
-    else if (r.skip_str(4, kMaxPolicyBytes, "policy body"))
-        rec.policy_body.clear();
+    std::string_view body;
+    r.take(body, 4, kMaxPolicyBytes, "policy body");
+    if (extras) extras->body = body;
     if (!r.ok()) return bad(r.why());
     if (r.left() != 0)
         return bad(std::to_string(r.left()) + " unexpected bytes after the last field");
     return true;
 }
 
-std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainName& key,
-                                         std::string* why, RecordFields fields) {
+// s = v, keeping s's storage: resize() is free when the size is the same
+// as in the last record decoded into s; assign() is not.
+void copy_into(std::string& s, std::string_view v) {
+    s.resize(v.size());
+    if (!v.empty()) std::memcpy(s.data(), v.data(), v.size());
+}
+
+void copy_into(std::vector<std::string>& out, const NameViews& v) {
+    out.resize(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) copy_into(out[i], v[i]);
+}
+
+}  // namespace
+
+bool decode_record_into(std::string_view bytes, const DomainName& key, CacheRecord& rec, std::string* why) {
+    RecordTexts t;
+    RecordExtras x;
+    if (!parse_record(bytes, key, rec, t, &x, why)) return false;
+    rec.domain = key;
+    rec.policy_id.reset();
+    if (!x.id.empty()) rec.policy_id = PolicyId(std::string(x.id));
+    copy_into(rec.policy.version, t.version);
+    copy_into(rec.policy.mx, t.mx);
+    rec.policy.extensions.resize(x.extensions.size());
+    for (std::size_t i = 0; i < x.extensions.size(); ++i) {
+        copy_into(rec.policy.extensions[i].first, x.extensions[i].first);
+        copy_into(rec.policy.extensions[i].second, x.extensions[i].second);
+    }
+    copy_into(rec.last_outcome.code, t.outcome_code);
+    copy_into(rec.last_outcome.text, t.outcome_text);
+    copy_into(rec.mx_hosts, t.mx_hosts);
+    copy_into(rec.policy_body, x.body);
+    return true;
+}
+
+bool decode_record_view(std::string_view bytes, const DomainName& key, CacheRecord& fixed, RecordTexts& texts,
+                        std::string* why) {
+    if (!parse_record(bytes, key, fixed, texts, nullptr, why)) return false;
+    if (fixed.domain != key) fixed.domain = key;
+    // Nothing of an earlier record may linger in the owned fields the
+    // views stand in for (cheap: they stay empty on the serve path).
+    fixed.policy_id.reset();
+    fixed.policy.version.clear();
+    fixed.policy.mx.clear();
+    fixed.policy.extensions.clear();
+    fixed.last_outcome.code.clear();
+    fixed.last_outcome.text.clear();
+    fixed.mx_hosts.clear();
+    fixed.policy_body.clear();
+    return true;
+}
+
+std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainName& key, std::string* why) {
     CacheRecord rec(key);
-    if (!decode_record_into(bytes, key, rec, why, fields)) return std::nullopt;
+    if (!decode_record_into(bytes, key, rec, why)) return std::nullopt;
     return rec;
 }
 

@@ -33,6 +33,7 @@
 
 #include "policy-cache/clock.h"
 #include "policy-cache/domain_name.h"
+#include "policy-cache/name_views.h"
 #include "policy-cache/sts_policy.h"
 #include "policy-cache/sts_txt.h"
 
@@ -87,22 +88,32 @@ bool operator==(const CacheRecord& a, const CacheRecord& b);
 // The encoding above; nullopt (and *why) if a field exceeds its limit.
 std::optional<std::string> encode_record(const CacheRecord& r, std::string* why = nullptr);
 
-// Which fields decode_record() fills.  for_answer leaves policy_body,
-// policy.extensions and policy_id empty, and last_outcome's code and text
-// when the outcome is ok (all still length-checked, the id's characters
-// not): the serve hot path answers without them and saves their copies.
-enum class RecordFields { all, for_answer };
-
 // Decodes a value stored under key; the encoded domain must equal key.
 std::optional<CacheRecord> decode_record(std::string_view bytes, const DomainName& key,
-                                         std::string* why = nullptr,
-                                         RecordFields fields = RecordFields::all);
+                                         std::string* why = nullptr);
 
 // decode_record() into an existing record, replacing every field and
-// reusing its strings' and lists' storage (the serve hot path decodes one
-// record per request without allocating).  On false, *why says why and
+// reusing its strings' and lists' storage.  On false, *why says why and
 // `into` holds a partial record that must not be used.
 bool decode_record_into(std::string_view bytes, const DomainName& key, CacheRecord& into,
-                        std::string* why = nullptr, RecordFields fields = RecordFields::all);
+                        std::string* why = nullptr);
+
+// A record's texts as an answer needs them, viewed in its encoded bytes
+// (valid only while those are: inside the LMDB read transaction).
+struct RecordTexts {
+    std::string_view version;  // the policy's
+    NameViews mx;              // the policy's "mx" patterns
+    std::string_view outcome_code;
+    std::string_view outcome_text;
+    NameViews mx_hosts;  // the domain's MX host names from DNS
+};
+
+// The serve hot path's decode: every check decode_record() makes (the
+// policy id's characters aside), the fixed-width fields into `fixed`, the
+// texts as views into `texts`, nothing copied.  `fixed`'s own strings and
+// lists (id, version, patterns, extensions, outcome texts, MX hosts,
+// body) are left empty: only `texts` holds them.
+bool decode_record_view(std::string_view bytes, const DomainName& key, CacheRecord& fixed, RecordTexts& texts,
+                        std::string* why = nullptr);
 
 }  // namespace stsguard

@@ -172,11 +172,14 @@ std::optional<DomainName> DomainName::parse(std::string_view text, std::string* 
     return parse_general(text, why);
 }
 
+bool DomainName::assign_if_normal_form(std::string_view text, DomainName& into) {
+    if (!is_normal_form(text)) return false;
+    into.name_.assign(text);  // no allocation once into has held a name this long
+    return true;
+}
+
 bool DomainName::parse_into(std::string_view text, DomainName& into, std::string* why) {
-    if (is_normal_form(text)) {
-        into.name_.assign(text);  // no allocation once into has held a name this long
-        return true;
-    }
+    if (assign_if_normal_form(text, into)) return true;
     auto d = parse_general(text, why);
     if (!d) return false;
     into = std::move(*d);

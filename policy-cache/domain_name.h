@@ -37,6 +37,9 @@ public:
     // parse() into an existing name, reusing its storage (the serve hot
     // path parses one key per request).  On failure `into` is unchanged.
     static bool parse_into(std::string_view text, DomainName& into, std::string* why = nullptr);
+    // parse_into()'s shortcut alone: true (into = text) if text is in
+    // normal form; false, into unchanged, if it is not (it may still parse).
+    static bool assign_if_normal_form(std::string_view text, DomainName& into);
 
     // parse() without that shortcut: every name through every check.
     // parse(t) and parse_general(t) agree for every t (tested).

@@ -202,25 +202,59 @@ int pattern_usability(std::string_view pattern) {
 
 bool mx_pattern_usable(std::string_view pattern) { return pattern_usability(pattern) != 0; }
 
+UsableMxPatterns::Pattern* UsableMxPatterns::room_for(std::size_t count) {
+    if (count <= kInline) return inline_.data();
+    more_.resize(count);
+    return more_.data();
+}
+
+void UsableMxPatterns::add(Pattern* out, std::string_view pat) {
+    const int u = pattern_usability(pat);
+    if (u == 0) return;
+    const bool wildcard = pat.size() > 2 && pat[0] == '*' && pat[1] == '.';
+    out[n_++] = Pattern{wildcard ? pat.substr(2) : pat, wildcard, u == 2};
+}
+
 UsableMxPatterns::UsableMxPatterns(const std::vector<std::string>& patterns) {
-    Pattern* out = inline_.data();
-    if (patterns.size() > kInline) {
-        more_.resize(patterns.size());
-        out = more_.data();
-    }
-    for (const std::string_view pat : patterns) {
-        const int u = pattern_usability(pat);
-        if (u == 0) continue;
-        const bool wildcard = pat.size() > 2 && pat[0] == '*' && pat[1] == '.';
-        out[n_++] = Pattern{wildcard ? pat.substr(2) : pat, wildcard, u == 2};
-    }
+    Pattern* out = room_for(patterns.size());
+    for (const std::string_view pat : patterns) add(out, pat);
+}
+
+UsableMxPatterns::UsableMxPatterns(const NameViews& patterns) {
+    Pattern* out = room_for(patterns.size());
+    for (const std::string_view pat : patterns) add(out, pat);
 }
 
 UsableMxPatterns usable_mx_patterns(const std::vector<std::string>& patterns) {
     return UsableMxPatterns(patterns);  // guaranteed elision: no copy of the views
 }
 
+namespace {
+
+// A host in normal form matched byte for byte against the patterns in
+// normal form, before the host's own syntax is checked: a name identical
+// to a valid pattern's domain is valid itself, so an exact pattern needs
+// no check of the host at all, and a wildcard one only when its suffix
+// matches.  Nearly every cached MX host matches this way.
+bool matches_in_normal_form(const UsableMxPatterns& usable, std::string_view host) {
+    for (const auto& p : usable) {
+        if (!p.lower) continue;
+        if (!p.wildcard) {
+            if (host == p.domain) return true;
+            continue;
+        }
+        const std::size_t d = p.domain.size();
+        if (host.size() > d + 1 && host[host.size() - d - 1] == '.' && host.ends_with(p.domain) &&
+            host.find('.') == host.size() - d - 1 && DomainName::is_normal_form(host))
+            return true;
+    }
+    return false;
+}
+
+}  // namespace
+
 bool mx_allowed_checked(const UsableMxPatterns& usable, std::string_view host) {
+    if (matches_in_normal_form(usable, host)) return true;
     // Cached MX hosts are stored in normal form: no copy for those.
     std::optional<DomainName> parsed;
     std::string_view name = host;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "policy-cache/finding.h"
+#include "policy-cache/name_views.h"
 
 namespace stsguard {
 
@@ -49,6 +50,7 @@ public:
     };
 
     explicit UsableMxPatterns(const std::vector<std::string>& patterns);
+    explicit UsableMxPatterns(const NameViews& patterns);  // views into a stored record
     UsableMxPatterns(const UsableMxPatterns&) = delete;
     UsableMxPatterns& operator=(const UsableMxPatterns&) = delete;
 
@@ -57,6 +59,9 @@ public:
     std::size_t size() const { return n_; }
 
 private:
+    Pattern* room_for(std::size_t count);
+    void add(Pattern* out, std::string_view pattern);
+
     static constexpr std::size_t kInline = 8;
     std::array<Pattern, kInline> inline_{};
     std::vector<Pattern> more_;  // used instead of inline_ past kInline patterns

@@ -278,45 +278,78 @@ std::optional<Failure> PolicyStore::adopt_map_size() const {
 
 // ---- reads -------------------------------------------------------------
 
-Lookup<CacheRecord> PolicyStore::get(const DomainName& domain, RecordFields fields) const {
-    CacheRecord rec(domain);
-    auto r = read_into(domain, fields, rec);
-    if (r.found()) return rec;
+Lookup<CacheRecord> PolicyStore::get(const DomainName& domain) const {
+    Reading reading(*this);
+    std::string_view bytes;
+    auto r = reading.raw(domain, bytes);
     if (r.not_found()) return r.not_found_info();
-    return r.failure();
+    if (r.failed()) return r.failure();
+    CacheRecord rec(domain);
+    std::string why;
+    if (!decode_record_into(bytes, domain, rec, &why)) return record_corrupt(domain, why);
+    return rec;
 }
 
-Lookup<std::monostate> PolicyStore::read_into(const DomainName& domain, RecordFields fields,
-                                              CacheRecord& into) const {
+// A read transaction under the map lock's shared side, or the LMDB code
+// it failed with (nothing then held).  The handle kept from the last
+// read is renewed: a Reading that lives across requests (serve's) skips
+// the pool.
+int PolicyStore::Reading::begin() {
+    lock_.emplace(store_.map_lock_);
+    int rc = 0;
+    if (txn_.get() == nullptr)
+        rc = store_.pool_.acquire(store_.env_, txn_);
+    else
+        rc = store_.env_.broken() ? MDB_PANIC : txn_.renew();  // on failure still a reset handle
+    if (rc == 0) {
+        open_ = true;
+        return 0;
+    }
+    store_.pool_.release(std::move(txn_));
+    lock_.reset();
+    return rc;
+}
+
+// The handle is reset, not closed: like the pool's idle ones it holds no
+// snapshot and no map pointer, so a map growth may go on.
+void PolicyStore::Reading::end() {
+    if (open_) txn_.reset();
+    open_ = false;
+    lock_.reset();
+}
+
+PolicyStore::Reading::~Reading() {
+    end();
+    store_.pool_.release(std::move(txn_));
+}
+
+Lookup<std::monostate> PolicyStore::Reading::raw(const DomainName& domain, std::string_view& bytes) {
     for (int attempt = 0;; ++attempt) {
-        int rc = 0;
-        {
-            lmdb::MapLock::Shared s(map_lock_);
-            lmdb::Txn txn;
-            rc = pool_.acquire(env_, txn);
-            if (rc == 0) {
-                std::string_view raw;
-                rc = txn.get(policies_, domain.str(), raw);
-                if (rc == 0) {
-                    std::string why;
-                    const bool ok = decode_record_into(raw, domain, into, &why, fields);
-                    pool_.release(std::move(txn));
-                    if (!ok) return record_corrupt(domain, why);
-                    return std::monostate{};
-                }
-                pool_.release(std::move(txn));
-                if (rc == MDB_NOTFOUND) return NotFound{"no cache record for " + domain.str()};
-                return fail(rc, "reading " + domain.str());
-            }
-            pool_.release(std::move(txn));
+        const int rc = open_ ? 0 : begin();
+        if (rc == 0) {
+            const int got = txn_.get(store_.policies_, domain.str(), bytes);
+            if (got == 0) return std::monostate{};
+            if (got == MDB_NOTFOUND) return NotFound{"no cache record for " + domain.str()};
+            return store_.fail(got, "reading " + domain.str());
         }
+        // Both retries need the transaction closed (begin() left none).
         if (attempt < 2 && rc == MDB_MAP_RESIZED) {
-            if (auto f = adopt_map_size()) return *f;
+            if (auto f = store_.adopt_map_size()) return *f;
             continue;
         }
-        if (attempt < 2 && rc == MDB_READERS_FULL && env_.reader_check() > 0) continue;
-        return fail(rc, "starting a read transaction");
+        if (attempt < 2 && rc == MDB_READERS_FULL && store_.env_.reader_check() > 0) continue;
+        return store_.fail(rc, "starting a read transaction");
     }
+}
+
+Lookup<std::monostate> PolicyStore::Reading::get(const DomainName& domain, CacheRecord& fixed,
+                                                 RecordTexts& texts) {
+    std::string_view bytes;
+    auto r = raw(domain, bytes);
+    if (!r.found()) return r;
+    std::string why;
+    if (!decode_record_view(bytes, domain, fixed, texts, &why)) return store_.record_corrupt(domain, why);
+    return r;
 }
 
 std::optional<Failure> PolicyStore::for_each(const Visitor& visit) const {

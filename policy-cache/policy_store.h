@@ -134,15 +134,42 @@ public:
     PolicyStore(const PolicyStore&) = delete;
     PolicyStore& operator=(const PolicyStore&) = delete;
 
-    // NotFound if the domain has no record.  RecordFields::for_answer
-    // skips the policy body and extensions (the serve hot path).
-    Lookup<CacheRecord> get(const DomainName& domain, RecordFields fields = RecordFields::all) const;
-    // get() into `into`, reusing its storage (decode_record_into): the
-    // serve hot path reads a record per request without allocating.
-    // Found: `into` holds the record.  Otherwise the same NotFound or
-    // Failure as get(), and `into` must not be used.
-    Lookup<std::monostate> read_into(const DomainName& domain, RecordFields fields,
-                                     CacheRecord& into) const;
+    // NotFound if the domain has no record.
+    Lookup<CacheRecord> get(const DomainName& domain) const;
+
+    // One read transaction for records decoded in place: what get() reads,
+    // without copying a byte (decode_record_view), for the serve hot path.
+    // The views it hands out stay valid until end() or destruction, so the
+    // answer is decided inside the transaction; nothing else may happen
+    // there (it holds an LMDB reader slot and map_lock_ shared, which a
+    // map growth waits for).  A Reading may be kept and used again: it
+    // keeps its transaction handle reset in between (no snapshot held),
+    // as the pool would.  One thread at a time.
+    class Reading {
+    public:
+        explicit Reading(const PolicyStore& store) : store_(store) {}
+        ~Reading();
+        Reading(const Reading&) = delete;
+        Reading& operator=(const Reading&) = delete;
+
+        // Found: `fixed` and `texts` hold the record (see
+        // decode_record_view).  Otherwise get()'s NotFound or Failure, and
+        // neither may be used.
+        Lookup<std::monostate> get(const DomainName& domain, CacheRecord& fixed, RecordTexts& texts);
+        // The stored bytes of domain's record, undecoded.
+        Lookup<std::monostate> raw(const DomainName& domain, std::string_view& bytes);
+        // Ends the transaction (idempotent); every view becomes invalid.
+        // The next get() or raw() starts a fresh one.
+        void end();
+
+    private:
+        int begin();
+
+        const PolicyStore& store_;
+        std::optional<lmdb::MapLock::Shared> lock_;
+        lmdb::Txn txn_;
+        bool open_ = false;
+    };
 
     std::optional<Failure> put(const CacheRecord& rec);
     // All or nothing, in one write transaction (import).  Keep batches to

@@ -2,8 +2,8 @@
 // sees it.  Built from a cache record and its assessment (refresh_rules.h)
 // so `serve`, `query` and `dry-run` derive answers the same way.
 //
-// Pure: no I/O.  Failures: none.  The returned view points into `rec`,
-// which must outlive it.
+// Pure: no I/O.  Failures: none.  The returned view points into `rec`
+// (and `texts`' storage), which must outlive it.
 #pragma once
 
 #include <optional>
@@ -23,6 +23,11 @@ namespace stsguard {
 DomainView view_of(const std::optional<CacheRecord>& rec, const Assessment& a,
                    std::string_view pending_code = "lookup-pending",
                    std::string_view pending_reason = "policy discovery did not finish in time");
+
+// The same for a record decoded in place straight into into.texts
+// (decode_record_view(bytes, key, fixed, into.texts)): the rest of `into`
+// from `fixed`'s fixed-width fields, nothing copied.
+void view_of_into(const CacheRecord& fixed, const Assessment& a, DomainView& into);
 
 // The whole decision for a domain whose record was just read.
 Answer answer_for(const DomainName& domain, const std::optional<CacheRecord>& rec, UnixTime now,

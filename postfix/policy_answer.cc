@@ -25,17 +25,25 @@ std::string join(const Strings& v, const char* sep) {
 // Postfix 3.10+ attributes (TLSRPT_README "MTA-STS Support via
 // smtp_tls_policy_maps").  policy_string values are wrapped in { } because
 // they contain white space.
-std::string sts_attributes(const DomainName& domain, const Policy& p, Seconds remaining,
-                           const char* policy_failure) {
+std::string sts_attributes(const DomainName& domain, const DomainView& v, const char* policy_failure) {
     std::string a = " policy_type=sts policy_domain=" + domain.str();
-    for (const auto& mx : p.mx) a += " mx_host_pattern=" + mx;
-    a += " policy_ttl=" + std::to_string(remaining.count());
-    a += " { policy_string = version: " + p.version + " }";
-    a += std::string(" { policy_string = mode: ") + mode_name(p.mode) + " }";
-    for (const auto& mx : p.mx) a += " { policy_string = mx: " + mx + " }";
-    a += " { policy_string = max_age: " + std::to_string(p.max_age.count()) + " }";
+    for (const auto mx : v.texts.mx) (a += " mx_host_pattern=") += mx;
+    a += " policy_ttl=" + std::to_string(v.remaining.count());
+    ((a += " { policy_string = version: ") += v.texts.version) += " }";
+    a += std::string(" { policy_string = mode: ") + mode_name(v.mode) + " }";
+    for (const auto mx : v.texts.mx) ((a += " { policy_string = mx: ") += mx) += " }";
+    a += " { policy_string = max_age: " + std::to_string(v.max_age.count()) + " }";
     if (policy_failure) a += std::string(" policy_failure=") + policy_failure;
     return a;
+}
+
+std::string postfix_match_list(const NameViews& patterns) {
+    std::string out;
+    for (const auto pat : patterns) {
+        if (!out.empty()) out += ':';
+        out += postfix_match_pattern(pat);
+    }
+    return out;
 }
 
 Answer notfound(std::string code, std::string why) {
@@ -44,8 +52,8 @@ Answer notfound(std::string code, std::string why) {
 
 }  // namespace
 
-std::string postfix_match_pattern(const std::string& p) {
-    return p.rfind("*.", 0) == 0 ? p.substr(1) : p;
+std::string postfix_match_pattern(std::string_view p) {
+    return std::string(p.starts_with("*.") ? p.substr(1) : p);
 }
 
 void decide_answer_into(const DomainName& domain, const DomainView& view, const MapSettings& map, Explain explain,
@@ -60,57 +68,52 @@ void decide_answer_into(const DomainName& domain, const DomainView& view, const 
                     "temp-failure", why});
         return give(notfound("temp-failure-open", why));
     }
-    if (view.state == State::no_policy || view.policy == nullptr)
+    if (view.state == State::no_policy)
         return give(notfound("no-policy", view.failure_code.empty() ? "no MTA-STS policy" : view.failure_code + ": " + view.failure_reason));
 
-    const Policy& p = *view.policy;
-    if (p.mode == Mode::none) return give(notfound("mode-none", "policy mode none"));
-    if (p.mode == Mode::testing && map.testing == TestingPolicies::report_only)
+    if (view.mode == Mode::none) return give(notfound("mode-none", "policy mode none"));
+    if (view.mode == Mode::testing && map.testing == TestingPolicies::report_only)
         return give(notfound("mode-testing", "policy mode testing: report only"));
 
     const bool attrs = map.attributes == PostfixAttributes::on;
-    const std::string mode = mode_name(p.mode);
+    const std::string mode = mode_name(view.mode);
 
     if (map.mx_match == MxMatchMode::patterns) {
-        std::vector<std::string> m;
-        for (const auto& pat : p.mx) m.push_back(postfix_match_pattern(pat));
-        std::string text = "secure match=" + join(m, ":") + " servername=hostname";
-        if (attrs) text += sts_attributes(domain, p, view.remaining, nullptr);
+        std::string text = "secure match=" + postfix_match_list(view.texts.mx) + " servername=hostname";
+        if (attrs) text += sts_attributes(domain, view, nullptr);
         return give(Answer{SocketmapReply::ok(std::move(text)), mode,
-                explained ? "policy " + mode + ", patterns " + join(p.mx, ", ") : std::string()});
+                explained ? "policy " + mode + ", patterns " + join(view.texts.mx, ", ") : std::string()});
     }
 
-    if (!view.mx_hosts) {
+    if (!view.mx_known) {
         return give(Answer{SocketmapReply::temp("MTA-STS: MX lookup for " + domain.str() + " failed: " + view.mx_failure),
                 "mx-lookup-failed", "policy " + mode + ", MX lookup failed: " + view.mx_failure});
     }
     // The reply to nearly every lookup is built in place: approved hosts
     // go straight into the text, no list of them in between.
-    const UsableMxPatterns usable(p.mx);  // checked once, not once per host
+    const UsableMxPatterns usable(view.texts.mx);  // checked once, not once per host
     constexpr std::string_view kHead = "secure match=";
     constexpr std::string_view kTail = " servername=hostname";
     std::size_t size = kHead.size() + kTail.size();
-    for (const auto& host : *view.mx_hosts) size += host.size() + 1;
+    for (const auto host : view.texts.mx_hosts) size += host.size() + 1;
     std::string& text = into.reply.text;  // keeps its storage between requests
     text.clear();
     text.reserve(size);
     text += kHead;
-    for (const auto& host : *view.mx_hosts) {
+    for (const auto host : view.texts.mx_hosts) {
         if (!mx_allowed_checked(usable, host)) continue;
         if (text.size() > kHead.size()) text += ':';
         text += host;
     }
     if (text.size() == kHead.size()) {
         std::string why = "no MX host of " + domain.str() + " (" +
-                          (view.mx_hosts->empty() ? std::string("none") : join(*view.mx_hosts, ", ")) +
-                          ") matches its MTA-STS policy (mx: " + join(p.mx, ", ") + ")";
+                          (view.texts.mx_hosts.empty() ? std::string("none") : join(view.texts.mx_hosts, ", ")) +
+                          ") matches its MTA-STS policy (mx: " + join(view.texts.mx, ", ") + ")";
         if (attrs) {
             // Let Postfix >= 3.10 refuse each MX itself and report it via
             // TLSRPT; older Postfix versions reject these attributes.
-            std::vector<std::string> m;
-            for (const auto& pat : p.mx) m.push_back(postfix_match_pattern(pat));
-            std::string refused = "secure match=" + join(m, ":") + " servername=hostname" +
-                                  sts_attributes(domain, p, view.remaining, "validation-failure");
+            std::string refused = "secure match=" + postfix_match_list(view.texts.mx) + " servername=hostname" +
+                                  sts_attributes(domain, view, "validation-failure");
             return give(Answer{SocketmapReply::ok(std::move(refused)), "no-mx-match", why});
         }
         return give(Answer{SocketmapReply::temp("MTA-STS: " + why), "no-mx-match", why});
@@ -130,7 +133,7 @@ void decide_answer_into(const DomainName& domain, const DomainView& view, const 
         }
     }
     text += kTail;
-    if (attrs) text += sts_attributes(domain, p, view.remaining, nullptr);
+    if (attrs) text += sts_attributes(domain, view, nullptr);
     into.reply.kind = SocketmapReply::Kind::ok;
     into.why_code = mode;
 }

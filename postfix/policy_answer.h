@@ -28,9 +28,12 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policy-cache/domain_name.h"
+#include "policy-cache/cache_record.h"
+#include "policy-cache/name_views.h"
 #include "policy-cache/sts_policy.h"
 #include "postfix/socketmap_server.h"
 
@@ -48,23 +51,46 @@ struct MapSettings {
     PostfixAttributes attributes = PostfixAttributes::off;
 };
 
-// What the engine knows about the domain right now.
+// What the engine knows about the domain right now.  Names are views into
+// the record (or Policy and host list) the view was made from, which must
+// outlive it: the serve hot path decides on the bytes LMDB hands out,
+// without copying them.
 struct DomainView {
     enum class State {
         policy,        // an unexpired policy is usable (cached or just fetched)
         no_policy,     // the domain has no policy (or only a failed one, permanent)
         temp_failure,  // no usable policy, and discovery failed temporarily or timed out
     } state = State::no_policy;
-    const Policy* policy = nullptr;          // set for State::policy
-    Seconds remaining{0};                    // policy lifetime left
+    // The policy, for State::policy: its mode and max_age, and in texts
+    // its version and "mx" patterns.
+    Mode mode = Mode::none;
+    Seconds max_age{0};
+    Seconds remaining{0};  // policy lifetime left
     // The domain's MX hosts (lower case, no trailing dot), for exact
-    // matching; null when the MX lookup failed (mx_failure says why).
-    // Points into the record (or list) the view was made from, as policy
-    // does: the hot path answers without copying them.
-    const std::vector<std::string>* mx_hosts = nullptr;
+    // matching, in texts.mx_hosts when mx_known; otherwise the MX lookup
+    // failed and mx_failure says why.
+    bool mx_known = false;
+    // Views into the record: the serve hot path decodes straight into
+    // them (decode_record_view), the others point them at a CacheRecord.
+    // texts' outcome fields are not read: failure_code/reason are.
+    RecordTexts texts;
     std::string mx_failure;
-    std::string failure_code;                // for temp_failure / no_policy
+    std::string failure_code;  // for temp_failure / no_policy
     std::string failure_reason;
+
+    // State::policy with p (which must outlive the view).
+    void use_policy(const Policy& p) {
+        state = State::policy;
+        mode = p.mode;
+        max_age = p.max_age;
+        texts.version = p.version;
+        texts.mx.assign(p.mx);
+    }
+    // The domain's MX set (which must outlive the view).
+    void use_mx_hosts(const std::vector<std::string>& hosts) {
+        mx_known = true;
+        texts.mx_hosts.assign(hosts);
+    }
 };
 
 struct Answer {
@@ -87,6 +113,6 @@ void decide_answer_into(const DomainName& domain, const DomainView& view, const 
                         Answer& into);
 
 // "*.x" -> ".x", others unchanged: Postfix's match syntax (patterns mode).
-std::string postfix_match_pattern(const std::string& sts_pattern);
+std::string postfix_match_pattern(std::string_view sts_pattern);
 
 }  // namespace stsguard

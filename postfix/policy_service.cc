@@ -56,7 +56,8 @@ ServiceSettings service_settings(const Config& c) {
 PolicyService::PolicyService(PolicyStore& store, DiscoveryPool& pool, const Clock& clock, EventLoop& loop,
                              ServiceSettings settings, const Logger& log, ServiceMetrics& metrics)
     : store_(store), pool_(pool), clock_(clock), loop_(loop), settings_(std::move(settings)), log_(log),
-      metrics_(metrics), explain_(settings_.log_decisions == DecisionLog::on ? Explain::yes : Explain::no) {}
+      metrics_(metrics), explain_(settings_.log_decisions == DecisionLog::on ? Explain::yes : Explain::no),
+      reading_(store) {}
 
 void PolicyService::finish(const DomainName* domain, const std::string& key, const Answer& a, const char* cache,
                            std::chrono::steady_clock::time_point t0) {
@@ -81,26 +82,37 @@ SocketmapHandler::Answered PolicyService::answer_now(const SocketmapRequest& req
         return Answered::now;
     }
     const DomainName& d = *k.domain;
-    // One record decoded per request, into storage kept between requests.
+    // One record decoded per request, in place: the answer is decided on
+    // views into LMDB's bytes, inside the read transaction, into storage
+    // kept between requests.
     std::optional<CacheRecord>& rec = scratch_;
     if (!rec) rec.emplace(d);
-    auto got = store_.read_into(d, RecordFields::for_answer, *rec);
-    if (!got.found()) {
-        rec.reset();
-        if (got.failed() && loop_.now() - last_store_warning_ > std::chrono::seconds(10)) {
-            last_store_warning_ = loop_.now();
-            log_.warning("cache read for " + d.str() + ": " + got.failure().reason);
+    Assessment a;
+    {
+        // Ends the read transaction on every way out of this block.
+        struct EndReading {
+            PolicyStore::Reading& r;
+            ~EndReading() { r.end(); }
+        } end_reading{reading_};
+        auto got = reading_.get(d, *rec, view_.texts);
+        if (!got.found()) {
+            rec.reset();
+            if (got.failed() && loop_.now() - last_store_warning_ > std::chrono::seconds(10)) {
+                last_store_warning_ = loop_.now();
+                log_.warning("cache read for " + d.str() + ": " + got.failure().reason);
+            }
         }
+        const UnixTime now = clock_.now();
+        a = assess(rec, now);
+        // A policy whose MX set was never read cannot be answered exactly.
+        const bool mx_unknown = a.use == Assessment::Use::policy && map.mx_match == MxMatchMode::exact &&
+                                rec->mx_expires_at == UnixTime{} && rec->policy.mode != Mode::none;
+        if (last_use_worth_recording(rec, now)) used_[d.str()] = now;
+        if (a.refresh == Assessment::Refresh::now || mx_unknown) return Answered::later;
+        view_of_into(*rec, a, view_);
+        decide_answer_into(d, view_, map, explain_, answer_);
     }
-    const UnixTime now = clock_.now();
-    Assessment a = assess(rec, now);
-    // A policy whose MX set was never read cannot be answered exactly.
-    const bool mx_unknown = a.use == Assessment::Use::policy && map.mx_match == MxMatchMode::exact &&
-                            rec->mx_expires_at == UnixTime{} && rec->policy.mode != Mode::none;
-    if (last_use_worth_recording(rec, now)) used_[d.str()] = now;
-    if (a.refresh == Assessment::Refresh::now || mx_unknown) return Answered::later;
     metrics_.count_cache(true);
-    decide_answer_into(d, view_of(rec, a), map, explain_, answer_);
     finish(&d, req.key, answer_, "hit", t0);
     // Copied, not moved: out and answer_ both keep their storage.
     out.kind = answer_.reply.kind;

@@ -90,7 +90,9 @@ private:
     // answer_now()'s key, record and answer, kept so that their storage
     // is reused from one request to the next; loop thread only.
     KeyClass key_;
-    std::optional<CacheRecord> scratch_;
+    PolicyStore::Reading reading_;        // its transaction handle is kept, reset, between requests
+    std::optional<CacheRecord> scratch_;  // fixed-width fields of the record being answered
+    DomainView view_;                     // its texts: views valid inside the read only
     Answer answer_;
     EventLoop::time_point last_store_warning_{};
 };

@@ -25,6 +25,15 @@ void set(KeyClass& out, KeyClass::Kind kind, std::string why) {
 
 void classify_key_into(std::string_view key, KeyClass& out) {
     using Kind = KeyClass::Kind;
+    // Nearly every key is a domain in normal form, which rules out each
+    // skip below (no '[', '.' first, ':', leading digit) but a single
+    // label: one scan decides those.
+    if (out.domain && DomainName::assign_if_normal_form(key, *out.domain)) {
+        if (key.find('.') == std::string_view::npos) return set(out, Kind::skip, "single-label name");
+        out.kind = Kind::domain;
+        out.why.clear();
+        return;
+    }
     if (key.empty()) return set(out, Kind::invalid, "empty key");
     if (key.front() == '[') return set(out, Kind::skip, "explicit next hop [host]: MTA-STS applies to MX lookups only");
     if (key.front() == '.') return set(out, Kind::skip, "parent-domain key: answered by the exact domain's lookup");

@@ -247,52 +247,91 @@ TEST_CASE(
     CHECK(why.find("MX host") != std::string::npos);
 }
 
-TEST_CASE("cache record: decoding for an answer skips the body, extensions and policy id, nothing else") {
-    const CacheRecord r = full_record();
-    REQUIRE(r.policy_id);
-    const std::string bytes = encode_ok(r);
-    std::string why;
-    auto lean = decode_record(bytes, r.domain, &why, RecordFields::for_answer);
-    REQUIRE_MESSAGE(lean, why);
-    CHECK(lean->policy_body.empty());
-    CHECK(lean->policy.extensions.empty());
-    CHECK_FALSE(lean->policy_id);
-    CacheRecord expect = r;
-    expect.policy_body.clear();
-    expect.policy.extensions.clear();
-    expect.policy_id.reset();
-    CHECK(*lean == expect);
-    // The skipped fields are still checked: every truncation fails the same way.
-    for (std::size_t n = 0; n < bytes.size(); ++n) {
-        const std::string prefix = bytes.substr(0, n);
-        std::string w;
-        CHECK_MESSAGE(!decode_record(prefix, r.domain, &w, RecordFields::for_answer), n, " bytes decoded");
-        CHECK_FALSE(w.empty());
-    }
+namespace {
+
+std::vector<std::string> strings(const NameViews& v) { return {v.begin(), v.end()}; }
+
+bool inside(std::string_view view, const std::string& bytes) {
+    return view.data() >= bytes.data() && view.data() + view.size() <= bytes.data() + bytes.size();
 }
 
-TEST_CASE("cache record: decoding for an answer drops an ok outcome's texts and keeps a failed one's") {
-    // assess() reads the outcome's code and text only for a failed outcome
-    // (negative cache, back-off): the answer decode copies only those.
-    CacheRecord ok = full_record();
-    ok.last_outcome = {OutcomeKind::ok, "policy-fetched", "policy fetched from https://mta-sts.example.com"};
-    CacheRecord failed = full_record();
-    REQUIRE(failed.last_outcome.kind != OutcomeKind::ok);
-    CacheRecord into = failed;  // storage holding a failed outcome's texts
+// What decode_record_view() leaves in `fixed`: the owned texts empty.
+CacheRecord without_texts(CacheRecord r) {
+    r.policy_id.reset();
+    r.policy.version.clear();
+    r.policy.mx.clear();
+    r.policy.extensions.clear();
+    r.last_outcome.code.clear();
+    r.last_outcome.text.clear();
+    r.mx_hosts.clear();
+    r.policy_body.clear();
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("cache record: decoding in place views every text an answer needs, in the stored bytes") {
+    const CacheRecord r = full_record();
+    const std::string bytes = encode_ok(r);
+    CacheRecord fixed(dn("other.example"));
+    RecordTexts t;
     std::string why;
-    REQUIRE_MESSAGE(decode_record_into(encode_ok(ok), ok.domain, into, &why, RecordFields::for_answer), why);
-    CHECK(into.last_outcome.kind == OutcomeKind::ok);
-    CHECK(into.last_outcome.code.empty());
-    CHECK(into.last_outcome.text.empty());
-    REQUIRE_MESSAGE(decode_record_into(encode_ok(failed), failed.domain, into, &why, RecordFields::for_answer), why);
-    CHECK(into.last_outcome.kind == failed.last_outcome.kind);
-    CHECK(into.last_outcome.code == failed.last_outcome.code);
-    CHECK(into.last_outcome.text == failed.last_outcome.text);
-    // A full decode keeps both.
-    auto full = decode_record(encode_ok(ok), ok.domain, &why);
-    REQUIRE_MESSAGE(full, why);
-    CHECK(full->last_outcome.code == ok.last_outcome.code);
-    CHECK(full->last_outcome.text == ok.last_outcome.text);
+    REQUIRE_MESSAGE(decode_record_view(bytes, r.domain, fixed, t, &why), why);
+    CHECK(fixed == without_texts(r));
+    CHECK(t.version == r.policy.version);
+    CHECK(strings(t.mx) == r.policy.mx);
+    CHECK(t.outcome_code == r.last_outcome.code);
+    CHECK(t.outcome_text == r.last_outcome.text);
+    CHECK(strings(t.mx_hosts) == r.mx_hosts);
+    // Views, not copies: every one points into the value.
+    CHECK(inside(t.version, bytes));
+    CHECK(inside(t.outcome_text, bytes));
+    for (auto v : t.mx) CHECK(inside(v, bytes));
+    for (auto v : t.mx_hosts) CHECK(inside(v, bytes));
+}
+
+TEST_CASE("cache record: decoding in place checks what it does not keep, as a full decode does") {
+    // The policy id, extensions and body are passed over, never skipped
+    // unchecked: every truncation fails, and so does trailing garbage.
+    const CacheRecord r = full_record();
+    const std::string bytes = encode_ok(r);
+    CacheRecord fixed(r.domain);
+    RecordTexts t;
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+        std::string w;
+        CHECK_MESSAGE(!decode_record_view(bytes.substr(0, n), r.domain, fixed, t, &w), n, " bytes decoded");
+        CHECK_FALSE(w.empty());
+    }
+    std::string why;
+    CHECK_FALSE(decode_record_view(bytes + "x", r.domain, fixed, t, &why));
+    CHECK(why.find("1 unexpected bytes") != std::string::npos);
+    CHECK_FALSE(decode_record_view(bytes, dn("example.org"), fixed, t, &why));
+    CHECK(why.find("wrong key") != std::string::npos);
+}
+
+TEST_CASE("cache record: decoding in place into a used record leaves nothing of the old one") {
+    // The serve hot path decodes every request into the same record and
+    // texts; a list past NameViews' inline room must not keep old entries.
+    CacheRecord many = full_record();
+    many.mx_hosts.clear();
+    for (int i = 0; i < 12; ++i) many.mx_hosts.push_back("mx" + std::to_string(i) + ".example.com");
+    CacheRecord sparse(dn("other.example"));
+    sparse.state = PolicyState::no_policy;
+    sparse.last_outcome = {OutcomeKind::permanent, "no-txt", "no _mta-sts record"};
+    sparse.mx_hosts = {"mx.other.example"};
+    const std::string many_bytes = encode_ok(many), sparse_bytes = encode_ok(sparse);
+
+    CacheRecord used = full_record();  // owned texts of a full decode
+    RecordTexts t;
+    std::string why;
+    REQUIRE_MESSAGE(decode_record_view(many_bytes, many.domain, used, t, &why), why);
+    CHECK(used == without_texts(many));
+    CHECK(strings(t.mx_hosts) == many.mx_hosts);
+    REQUIRE_MESSAGE(decode_record_view(sparse_bytes, sparse.domain, used, t, &why), why);
+    CHECK(used == without_texts(sparse));
+    CHECK(t.mx.empty());
+    CHECK(strings(t.mx_hosts) == sparse.mx_hosts);
+    CHECK(t.outcome_code == "no-txt");
 }
 
 TEST_CASE("cache record: a value cut short in the fixed-width fields names the field it stops in") {
@@ -324,19 +363,11 @@ TEST_CASE("cache record: decoding into a used record leaves nothing of the old o
     sparse.state = PolicyState::no_policy;
     sparse.last_outcome = {OutcomeKind::permanent, "no-txt", "no _mta-sts record"};
     sparse.mx_hosts = {"mx.other.example"};
-    for (RecordFields fields : {RecordFields::all, RecordFields::for_answer}) {
-        std::string why;
-        REQUIRE_MESSAGE(decode_record_into(encode_ok(sparse), sparse.domain, used, &why, fields), why);
-        CHECK(used == sparse);
-        // And back: a full record into the sparse one's storage.
-        const CacheRecord full = full_record();
-        REQUIRE_MESSAGE(decode_record_into(encode_ok(full), full.domain, used, &why, fields), why);
-        CacheRecord expect = full;
-        if (fields == RecordFields::for_answer) {
-            expect.policy_body.clear();
-            expect.policy.extensions.clear();
-            expect.policy_id.reset();
-        }
-        CHECK(used == expect);
-    }
+    std::string why;
+    REQUIRE_MESSAGE(decode_record_into(encode_ok(sparse), sparse.domain, used, &why), why);
+    CHECK(used == sparse);
+    // And back: a full record into the sparse one's storage.
+    const CacheRecord full = full_record();
+    REQUIRE_MESSAGE(decode_record_into(encode_ok(full), full.domain, used, &why), why);
+    CHECK(used == full);
 }

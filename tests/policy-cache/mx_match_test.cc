@@ -264,7 +264,12 @@ TEST_CASE("4.1: mx_allowed_checked decides exactly as match_mx for every pattern
     const std::vector<std::string> hosts = {
         "mx.example.com", "MX.example.com.", "a.b.example.com", "example.com", "x.mail.example.com",
         "mx2.example.net", "mx_1.example.com", "xn--mnchen-3ya.de", "xn--zz.example.com", "foo.com",
-        "127.0.0.1", "", "mx.example.com..", "bad host.example.com"};
+        "127.0.0.1", "", "mx.example.com..", "bad host.example.com",
+        // For the byte-for-byte fast path: hosts that end in a pattern's
+        // domain but whose first label is not in normal form, or not one label.
+        "1mx.example.com", "-mx.example.com", "mx-.example.com", "_mx.example.com", ".example.com",
+        "Mx.example.com", std::string(63, 'a') + ".example.com", std::string(64, 'a') + ".example.com",
+        "a.mx.example.com", "mx.example.com.evil.test", "xmx.example.com"};
     for (const auto& pat : patterns) {
         const std::vector<std::string> one = {pat};
         const auto usable = usable_mx_patterns(one);
@@ -274,13 +279,19 @@ TEST_CASE("4.1: mx_allowed_checked decides exactly as match_mx for every pattern
             CHECK_MESSAGE(mx_allowed(one, host) == expect, pat, " vs ", host);
         }
     }
-    // Several patterns: any match allows; invalid ones are left out.
+    // Several patterns: any match allows; invalid ones are left out.  The
+    // same patterns viewed in a stored record give the same decisions.
     const auto usable = usable_mx_patterns(patterns);
+    NameViews views;
+    views.assign(patterns);
+    const UsableMxPatterns from_views(views);
+    CHECK(from_views.size() == usable.size());
     CHECK(usable.size() < patterns.size());
     for (const auto& host : hosts) {
         bool any = false;
         for (const auto& pat : patterns) any = any || match_mx(pat, host).verdict == MxVerdict::match;
         CHECK_MESSAGE(mx_allowed_checked(usable, host) == any, host);
+        CHECK_MESSAGE(mx_allowed_checked(from_views, host) == any, host);
     }
 }
 

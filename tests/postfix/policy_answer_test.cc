@@ -69,16 +69,15 @@ TEST_CASE("golden: socketmap replies for every policy state and map setting") {
         std::vector<std::string> hosts;
         std::string state = trim(c[5]);
         if (state == "policy") {
-            v.state = DomainView::State::policy;
             p.mode = *parse_mode(trim(c[6]));
             p.mx = list(trim(c[7]));
-            v.policy = &p;
+            v.use_policy(p);
             v.remaining = Seconds{86400};
             std::string mx = trim(c[8]);
             if (mx == "FAIL") v.mx_failure = "dns-servfail";
             else {
                 hosts = list(mx);
-                v.mx_hosts = &hosts;
+                v.use_mx_hosts(hosts);
             }
         } else if (state == "temp_failure") {
             v.state = DomainView::State::temp_failure;
@@ -105,10 +104,9 @@ TEST_CASE("4.1: patterns mode maps *.x to Postfix .x, exact names unchanged") {
 TEST_CASE("answer: the reason for a no-MX-match names the MX hosts and the patterns") {
     const Policy p = enforce_policy({"mx.legit.test"});
     DomainView v;
-    v.state = DomainView::State::policy;
-    v.policy = &p;
+    v.use_policy(p);
     const std::vector<std::string> hosts{"mx.rogue.test"};
-    v.mx_hosts = &hosts;
+    v.use_mx_hosts(hosts);
     Answer a = decide_answer(*DomainName::parse("mxname-vs-cert.test"), v, MapSettings{});
     CHECK(a.reply.kind == SocketmapReply::Kind::temp);
     CHECK(a.why_code == "no-mx-match");
@@ -119,10 +117,9 @@ TEST_CASE("answer: the reason for a no-MX-match names the MX hosts and the patte
 TEST_CASE("answer: Explain::no gives the same reply and reason code, without the text") {
     const Policy p = enforce_policy({"*.Example.test", "mx9.other.test"});
     DomainView v;
-    v.state = DomainView::State::policy;
-    v.policy = &p;
+    v.use_policy(p);
     const std::vector<std::string> hosts{"mx1.example.test", "a.b.example.test", "mx9.other.test"};
-    v.mx_hosts = &hosts;
+    v.use_mx_hosts(hosts);
     const auto d = *DomainName::parse("example.test");
     for (MxMatchMode m : {MxMatchMode::exact, MxMatchMode::patterns}) {
         MapSettings map;
@@ -149,14 +146,14 @@ TEST_CASE("answer: deciding into a used Answer gives what a fresh one gives, for
     const auto d = *DomainName::parse("example.test");
     std::vector<DomainView> views;
     DomainView v;
-    v.state = DomainView::State::policy;
-    v.policy = &p;
+    v.use_policy(p);
     v.remaining = Seconds{3600};
-    v.mx_hosts = &good;
+    v.use_mx_hosts(good);
     views.push_back(v);  // OK secure match=...
-    v.mx_hosts = &rogue;
+    v.use_mx_hosts(rogue);
     views.push_back(v);  // no MX matches
-    v.mx_hosts = nullptr;
+    v.mx_known = false;
+    v.texts.mx_hosts.clear();
     v.mx_failure = "SERVFAIL";
     views.push_back(v);  // MX lookup failed
     DomainView none;
