@@ -102,7 +102,11 @@ EventLoop::~EventLoop() {
     dropped.clear();
     timers_.clear();
     timer_index_.clear();
+    // Moved out first: a callback may own what it serves (a connection),
+    // whose destructor then calls unwatch(), which must find nothing.
+    auto watches = std::move(watches_);
     watches_.clear();
+    watches.clear();
     ::close(epfd_);
 }
 

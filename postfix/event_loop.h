@@ -10,6 +10,9 @@
 // so a half-closed peer does not spin a paused reader).  Events are keyed
 // by a registration id, not by fd, so an fd closed and reused inside one
 // batch never receives the old registration's events.
+// A callback may unwatch() its own registration: it stays alive (with
+// whatever it captured) until it returns, so a callback may own the object
+// it serves and still close it from inside.
 //
 // Timers are one-shot and measured on a MonotonicClock passed in: the real
 // steady clock in production, ManualMonotonicClock in tests (advance it,

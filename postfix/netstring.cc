@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <limits>
 #include <utility>
 
 namespace stsguard {
@@ -99,6 +100,53 @@ NetstringDecoder::Step NetstringDecoder::feed(std::string_view input) {
     if (state_ == State::done) return {Status::complete, i};
     if (state_ == State::failed) return {Status::error, i};
     return {Status::need_more, i};
+}
+
+// Lengths up to this bound cannot overflow while being parsed digit by
+// digit (len * 10 + 9 fits), so the fast path checks the limit only once
+// per digit; a larger max_length_ leaves everything to feed().
+constexpr std::size_t kFastPathMaxLength = (std::numeric_limits<std::size_t>::max() - 9) / 10;
+
+bool NetstringDecoder::whole_at_front(std::string_view input, Frame& out) {
+    if (max_length_ > kFastPathMaxLength) return false;
+    const std::size_t size = input.size();
+    std::size_t i = 0;
+    std::size_t length = 0;
+    for (; i < size; ++i) {
+        const unsigned digit = static_cast<unsigned char>(input[i]) - unsigned{'0'};
+        if (digit > 9) break;
+        length = length * 10 + digit;
+        if (length > max_length_) return false;
+    }
+    // No digit, a leading zero, no ':' yet, or not all of DATA and its ','
+    // here: feed() decodes it incrementally or reports the error exactly.
+    if (i == 0 || (i > 1 && input[0] == '0')) return false;
+    if (i == size || input[i] != ':') return false;
+    const std::size_t data = i + 1;
+    if (size - data <= length || input[data + length] != ',') return false;
+    out.status = Status::complete;
+    out.consumed = data + length + 1;
+    out.data = std::string_view(input.data() + data, length);
+    offset_ += out.consumed;
+    return true;
+}
+
+NetstringDecoder::Frame NetstringDecoder::next(std::string_view input) {
+    Frame out;
+    // The common case: nothing in progress and the whole netstring read at
+    // once, so DATA is handed out where it lies instead of being copied.
+    if (state_ == State::length_first && whole_at_front(input, out)) return out;
+    const Step step = feed(input);
+    out.status = step.status;
+    out.consumed = step.consumed;
+    if (step.status == Status::complete) {
+        // Taken at once; data_ keeps the bytes (and its storage) until the
+        // next netstring's ':' reuses it.
+        out.data = data_;
+        length_ = 0;
+        state_ = State::length_first;
+    }
+    return out;
 }
 
 std::string NetstringDecoder::take() {

@@ -6,7 +6,10 @@
 // empty netstring).  NetstringDecoder is incremental: feed it bytes as
 // they arrive, in pieces of any size (one byte at a time works), and it
 // hands out one complete DATA at a time, so a caller can stop decoding
-// (back-pressure) with the rest of its input still unconsumed.
+// (back-pressure) with the rest of its input still unconsumed.  next()
+// is the zero-copy form for a server's read loop: a netstring that lies
+// whole in the input is handed out as a view into it, and only one split
+// across reads is assembled in the decoder's own buffer.
 //
 // Failures: the first framing error is reported precisely (the byte and
 // its offset in the stream) and is sticky until reset(): after a framing
@@ -16,8 +19,10 @@
 // before any DATA is buffered; the length never overflows.
 #pragma once
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -59,6 +64,21 @@ public:
     // (a connection reads every request without allocating).
     void take_into(std::string& out);
 
+    // One decoded netstring, without copying it where possible.
+    struct Frame {
+        Status status = Status::need_more;
+        std::size_t consumed = 0;  // bytes of the input used; the rest is untouched
+        // When complete: the DATA.  A view into `input` when the whole
+        // netstring was there, else into the decoder's buffer; valid until
+        // the next call on this decoder (and while `input` lives).
+        std::string_view data;
+    };
+    // feed() and take() in one: the first netstring that completes is
+    // handed out at once (no take() needed).  Consumes the same bytes and
+    // reports the same errors at the same offsets as feed(); a feed()
+    // result still waiting for take() is handed out first.
+    Frame next(std::string_view input);
+
     // True between the first byte of a netstring and its ','.
     bool partial() const;
     bool failed() const { return state_ == State::failed; }
@@ -77,6 +97,9 @@ private:
     enum class State { length_first, length, data, terminator, done, failed };
 
     Step fail(NetstringError e, unsigned char byte, std::size_t consumed);
+    // The netstring at the front of `input` if it is there whole and well
+    // formed; otherwise nothing (not even an error), and feed() takes over.
+    bool whole_at_front(std::string_view input, Frame& out);
 
     std::size_t max_length_;
     State state_ = State::length_first;
@@ -94,5 +117,23 @@ void netstring_append(std::string& out, std::string_view data);
 // The same with DATA = head + tail, framed without joining them first
 // (a socketmap reply's status word and text).
 void netstring_append(std::string& out, std::string_view head, std::string_view tail);
+
+// The most a netstring adds to its DATA: 20 digits (SIZE_MAX), ':' and ','.
+inline constexpr std::size_t kNetstringMaxOverhead = 22;
+// Writes the netstring of head + tail at dst, which must have room for
+// head.size() + tail.size() + kNetstringMaxOverhead bytes; returns the end
+// of what it wrote.  For buffers written in place (no zero-filling, one
+// size update).  Inline: once per reply on the server's hot path.
+inline char* netstring_write(char* dst, std::string_view head, std::string_view tail) {
+    char* p = std::to_chars(dst, dst + kNetstringMaxOverhead, head.size() + tail.size()).ptr;
+    *p++ = ':';
+    // Guarded: an empty view may have a null data(), which memcpy must not get.
+    if (!head.empty()) std::memcpy(p, head.data(), head.size());
+    p += head.size();
+    if (!tail.empty()) std::memcpy(p, tail.data(), tail.size());
+    p += tail.size();
+    *p++ = ',';
+    return p;
+}
 
 }  // namespace stsguard

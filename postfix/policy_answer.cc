@@ -46,6 +46,12 @@ std::string postfix_match_list(const NameViews& patterns) {
     return out;
 }
 
+std::string cat(std::string_view a, std::string_view b, std::string_view c) {
+    std::string s;
+    s.reserve(a.size() + b.size() + c.size());
+    return ((s += a) += b) += c;
+}
+
 Answer notfound(std::string code, std::string why) {
     return {SocketmapReply::notfound(), std::move(code), std::move(why)};
 }
@@ -76,18 +82,18 @@ void decide_answer_into(const DomainName& domain, const DomainView& view, const 
         return give(notfound("mode-testing", "policy mode testing: report only"));
 
     const bool attrs = map.attributes == PostfixAttributes::on;
-    const std::string mode = mode_name(view.mode);
+    const std::string_view mode = mode_name(view.mode);  // static text: no string built
 
     if (map.mx_match == MxMatchMode::patterns) {
         std::string text = "secure match=" + postfix_match_list(view.texts.mx) + " servername=hostname";
         if (attrs) text += sts_attributes(domain, view, nullptr);
-        return give(Answer{SocketmapReply::ok(std::move(text)), mode,
-                explained ? "policy " + mode + ", patterns " + join(view.texts.mx, ", ") : std::string()});
+        return give(Answer{SocketmapReply::ok(std::move(text)), std::string(mode),
+                explained ? cat("policy ", mode, ", patterns ") + join(view.texts.mx, ", ") : std::string()});
     }
 
     if (!view.mx_known) {
         return give(Answer{SocketmapReply::temp("MTA-STS: MX lookup for " + domain.str() + " failed: " + view.mx_failure),
-                "mx-lookup-failed", "policy " + mode + ", MX lookup failed: " + view.mx_failure});
+                "mx-lookup-failed", cat("policy ", mode, ", MX lookup failed: ") + view.mx_failure});
     }
     // The reply to nearly every lookup is built in place: approved hosts
     // go straight into the text, no list of them in between.
@@ -122,7 +128,7 @@ void decide_answer_into(const DomainName& domain, const DomainView& view, const 
     why.clear();
     if (explained) {
         // Host names hold no ':', so the match list splits back cleanly.
-        why = "policy " + mode + ", approved MX ";
+        why = cat("policy ", mode, ", approved MX ");
         const std::string_view hosts = std::string_view(text).substr(kHead.size());
         for (std::size_t pos = 0;;) {
             const std::size_t colon = hosts.find(':', pos);
@@ -135,7 +141,7 @@ void decide_answer_into(const DomainName& domain, const DomainView& view, const 
     text += kTail;
     if (attrs) text += sts_attributes(domain, view, nullptr);
     into.reply.kind = SocketmapReply::Kind::ok;
-    into.why_code = mode;
+    into.why_code.assign(mode);
 }
 
 Answer decide_answer(const DomainName& domain, const DomainView& view, const MapSettings& map, Explain explain) {

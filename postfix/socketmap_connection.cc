@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -110,10 +111,11 @@ void SocketmapServer::Connection::apply_limits() {
 }
 
 bool SocketmapServer::Connection::start() {
-    std::weak_ptr<Connection> w = weak_from_this();
-    watch_ = server_.loop_.watch(fd_, IoInterest::read, [w](IoEvents ev) {
-        if (auto c = w.lock()) c->on_io(ev);
-    });
+    // The callback owns a reference (released by unwatch() in shutdown()),
+    // and the loop keeps the callback alive while it runs: so on_io() needs
+    // no weak_ptr lock, an atomic round trip, per event.
+    watch_ = server_.loop_.watch(fd_, IoInterest::read,
+                                 [self = shared_from_this()](IoEvents ev) { self->on_io(ev); });
     if (watch_ == EventLoop::kNoWatch) return false;
     arm_idle_timer(server_.loop_.now() + server_.limits_.idle_timeout);
     return true;
@@ -131,7 +133,7 @@ void SocketmapServer::Connection::shutdown() {
     server_.counters_.replies_dropped += pending_.size();
     pending_.clear();
     inbuf_.clear();
-    outbuf_.clear();
+    out_.clear();
 }
 
 void SocketmapServer::Connection::arm_idle_timer(EventLoop::time_point when) {
@@ -152,13 +154,13 @@ void SocketmapServer::Connection::on_idle_timer() {
         return;
     }
     const bool awaiting_handler = !pending_.empty() && !pending_.front().ready;
-    if (awaiting_handler && unsent() == 0) {
+    if (awaiting_handler && out_.empty()) {
         // We are the slow side, not the client.
         arm_idle_timer(now + idle);
         return;
     }
     ++server_.counters_.idle_closed;
-    if (unsent() > 0)
+    if (!out_.empty())
         server_.log(LogLevel::info, peer_ + ": closed: client read no reply for " +
                                         std::to_string(idle.count()) + " ms");
     else if (decoder_.partial())
@@ -170,10 +172,10 @@ void SocketmapServer::Connection::on_idle_timer() {
 }
 
 // Lifetime: every way into a connection holds a shared_ptr to it for the
-// whole call (the watch and timer callbacks lock their weak_ptr, reply
-// states lock theirs, the server walks a copied list), so close_now(),
-// which drops the server's reference, cannot free *this under a running
-// member function.  The hot path takes no reference of its own.
+// whole call (the watch callback owns one, timer callbacks and reply
+// states lock their weak_ptr, the server walks a copied list), so
+// close_now(), which drops the server's reference, cannot free *this under
+// a running member function.  The hot path takes no reference of its own.
 void SocketmapServer::Connection::on_io(IoEvents ev) {
     if (closed_) return;
     if (ev.error || ev.hangup) {
@@ -187,15 +189,14 @@ void SocketmapServer::Connection::on_io(IoEvents ev) {
 }
 
 bool SocketmapServer::Connection::wants_read() const {
-    return !closed_ && !read_eof_ && !draining_ && in_off_ == inbuf_.size() &&
-           pending_.size() < server_.limits_.max_pipelined;
+    return !closed_ && !read_eof_ && !draining_ && in_off_ == inbuf_.size() && !pipeline_full();
 }
 
 void SocketmapServer::Connection::update_interest() {
     if (closed_) return;
     unsigned bits = 0;
     if (wants_read()) bits |= static_cast<unsigned>(IoInterest::read);
-    if (unsent() > 0) bits |= static_cast<unsigned>(IoInterest::write);
+    if (!out_.empty()) bits |= static_cast<unsigned>(IoInterest::write);
     const auto want = static_cast<IoInterest>(bits);
     if (want != interest_ && server_.loop_.set_interest(watch_, want)) interest_ = want;
 }
@@ -221,39 +222,21 @@ void SocketmapServer::Connection::read_some() {
         flush();  // answers what is owed, then closes
         return;
     }
-    inbuf_.append(buf, static_cast<std::size_t>(n));
-    process_input();
+    // Decoded where it lies: a whole request is never copied before the
+    // handler sees it.  inbuf_ is empty here (wants_read() said so).
+    const std::string_view input(buf, static_cast<std::size_t>(n));
+    const std::size_t used = decode_requests(input);
+    if (closed_) return;
+    if (used < input.size()) {
+        // Paused: the rest waits in inbuf_ until replies free the pipeline.
+        inbuf_.assign(input.substr(used));
+        in_off_ = 0;
+    }
+    flush();
 }
 
-void SocketmapServer::Connection::process_input() {
-    in_dispatch_ = true;
-    while (!closed_ && !draining_ && in_off_ < inbuf_.size()) {
-        if (pending_.size() >= server_.limits_.max_pipelined) {
-            // Synchronous answers free their slots at once; writing them now
-            // keeps the output buffer (and its cap check) honest.
-            move_ready_replies();
-            write_out();
-            if (closed_ || pending_.size() >= server_.limits_.max_pipelined) break;
-        }
-        const auto step = decoder_.feed(std::string_view(inbuf_).substr(in_off_));
-        in_off_ += step.consumed;
-        if (step.status == NetstringDecoder::Status::error) {
-            ++server_.counters_.protocol_errors;
-            server_.log_rate_limited(
-                "protocol", LogLevel::warning,
-                peer_ + ": closed: bad request: " + decoder_.error_message() +
-                    (decoder_.error() == NetstringError::length_over_limit ? " (max_request_bytes)"
-                                                                           : ""));
-            in_dispatch_ = false;
-            close_now();
-            return;
-        }
-        if (step.status == NetstringDecoder::Status::complete) {
-            decoder_.take_into(request_);
-            dispatch(request_);
-        }
-    }
-    in_dispatch_ = false;
+void SocketmapServer::Connection::resume_input() {
+    in_off_ += decode_requests(std::string_view(inbuf_).substr(in_off_));
     if (closed_) return;
     if (in_off_ == inbuf_.size()) {
         inbuf_.clear();
@@ -262,47 +245,99 @@ void SocketmapServer::Connection::process_input() {
     flush();
 }
 
-void SocketmapServer::Connection::dispatch(const std::string& data) {
-    const std::uint64_t seq = next_seq_++;
-    pending_.push_back(Slot{});
+std::size_t SocketmapServer::Connection::decode_requests(std::string_view input) {
+    std::size_t used = 0;
+    in_dispatch_ = true;
+    while (!closed_ && !draining_ && used < input.size()) {
+        if (pipeline_full()) {
+            // Replies ready behind the front are written now: that keeps the
+            // output buffer (and its cap check) honest, and may free slots.
+            move_ready_replies();
+            write_out();
+            if (closed_ || pipeline_full()) break;
+        }
+        const auto frame = decoder_.next(input.substr(used));
+        used += frame.consumed;
+        if (frame.status == NetstringDecoder::Status::error) {
+            ++server_.counters_.protocol_errors;
+            server_.log_rate_limited(
+                "protocol", LogLevel::warning,
+                peer_ + ": closed: bad request: " + decoder_.error_message() +
+                    (decoder_.error() == NetstringError::length_over_limit ? " (max_request_bytes)"
+                                                                           : ""));
+            in_dispatch_ = false;
+            close_now();
+            return used;
+        }
+        if (frame.status == NetstringDecoder::Status::complete) dispatch(frame.data);
+    }
+    in_dispatch_ = false;
+    return used;
+}
+
+void SocketmapServer::Connection::dispatch(std::string_view data) {
     last_activity_ = server_.loop_.now();
 
     const auto space = data.find(' ');
     const char* invalid = nullptr;
-    if (space == std::string::npos)
+    if (space == std::string_view::npos)
         invalid = "no space between map name and key";
     else if (space == 0)
         invalid = "empty map name";
-    else if (data.find('\0') != std::string::npos)
+    else if (data.find('\0') != std::string_view::npos)
         invalid = "NUL byte in request";
     if (invalid != nullptr) {
         ++server_.counters_.invalid_requests;
         server_.log_rate_limited("invalid", LogLevel::warning,
                                  peer_ + ": invalid socketmap request: " + invalid);
-        complete(seq, SocketmapReply::perm(std::string("invalid request: ") + invalid), false);
+        reply_in_line(SocketmapReply::perm(std::string("invalid request: ") + invalid));
         return;
     }
 
-    auto handler = server_.handler_;
-    if (!handler) {
-        complete(seq, SocketmapReply::temp("stsguard: not ready: no handler"), false);
+    // No reference taken: the server's keeps the handler alive for the
+    // call (set_handler() is never called from inside one).
+    SocketmapHandler* const handler = server_.handler_.get();
+    if (handler == nullptr) {
+        reply_in_line(SocketmapReply::temp("stsguard: not ready: no handler"));
         return;
     }
     // Assigned, not built: the strings keep their storage between requests.
-    SocketmapRequest& req = req_;
-    req.map_name.assign(data, 0, space);
-    req.key.assign(data, space + 1);
+    // A connection's map name rarely changes (Postfix shares one per
+    // socketmap endpoint among few maps): comparing is cheaper than copying.
+    const std::string_view map_name = data.substr(0, space);
+    if (req_.map_name != map_name) req_.map_name.assign(map_name);
+    req_.key.assign(data.data() + space + 1, data.size() - space - 1);
     ++server_.counters_.requests;
+
+    // The fast path answers into now_, which keeps its text's storage too.
+    auto answered = SocketmapHandler::Answered::later;
+    try {
+        answered = handler->answer_now(req_, now_);
+    } catch (const std::exception& e) {
+        server_.log(LogLevel::error, peer_ + ": handler threw: " + e.what());
+        reply_in_line(SocketmapReply::temp("stsguard: internal error"));
+        return;
+    } catch (...) {
+        server_.log(LogLevel::error, peer_ + ": handler threw a non-standard exception");
+        reply_in_line(SocketmapReply::temp("stsguard: internal error"));
+        return;
+    }
+    if (answered == SocketmapHandler::Answered::now)
+        reply_in_line(now_);
+    else
+        dispatch_later(*handler);
+}
+
+void SocketmapServer::Connection::dispatch_later(SocketmapHandler& handler) {
+    // The request takes its place in line before handle() runs: done() may
+    // be called from inside it, or from another thread at any time.
+    const std::uint64_t seq = next_seq_++;
+    pending_.emplace_back();
     std::shared_ptr<ReplyState> state;
     try {
-        // A member, so that its text keeps its storage between requests.
-        SocketmapReply& now = now_;
-        if (handler->answer_now(req, now) == SocketmapHandler::Answered::now) {
-            complete(seq, now, false);
-            return;
-        }
-        state = std::make_shared<ReplyState>(server_.loop_.poster(), weak_from_this(), seq, handler);
-        handler->handle(req, [state](SocketmapReply r) { state->call(std::move(r)); });
+        state = std::make_shared<ReplyState>(server_.loop_.poster(), weak_from_this(), seq,
+                                             server_.handler_);
+        handler.handle(req_, [state](SocketmapReply r) { state->call(std::move(r)); });
     } catch (const std::exception& e) {
         server_.log(LogLevel::error, peer_ + ": handler threw: " + e.what());
         fail_request(seq, state);
@@ -310,6 +345,21 @@ void SocketmapServer::Connection::dispatch(const std::string& data) {
         server_.log(LogLevel::error, peer_ + ": handler threw a non-standard exception");
         fail_request(seq, state);
     }
+}
+
+void SocketmapServer::Connection::reply_in_line(const SocketmapReply& reply) {
+    const ReplyWire wire = checked_wire(reply);
+    ++next_seq_;  // the request's place in line, taken and filled at once
+    if (pending_.empty()) {
+        // Nothing owed ahead (every cache hit): framed straight into the
+        // send buffer, no slot.
+        out_.append_netstring(wire.word, wire.text);
+        ++server_.counters_.replies;
+        return;
+    }
+    Slot& slot = pending_.emplace_back();
+    netstring_append(slot.wire, wire.word, wire.text);
+    slot.ready = true;
 }
 
 void SocketmapServer::Connection::fail_request(std::uint64_t seq, const std::shared_ptr<ReplyState>& state) {
@@ -325,6 +375,27 @@ void SocketmapServer::Connection::note_misuse(const char* what) {
     server_.log_rate_limited("misuse", LogLevel::error, peer_ + ": handler bug: " + what);
 }
 
+ReplyWire SocketmapServer::Connection::checked_wire(const SocketmapReply& reply) {
+    const ReplyWire wire = reply_wire(reply);
+    // The replacements are string literals: the views outlive this call.
+    if (wire.size() > server_.limits_.max_reply_bytes) [[unlikely]]
+        return replace_bad_reply(wire, "longer than max_reply_bytes",
+                                 "stsguard: internal error: reply longer than max_reply_bytes");
+    if (wire.text.find('\0') != std::string_view::npos) [[unlikely]]
+        return replace_bad_reply(wire, "contains a NUL byte",
+                                 "stsguard: internal error: reply contains a NUL byte");
+    return wire;
+}
+
+ReplyWire SocketmapServer::Connection::replace_bad_reply(const ReplyWire& wire, const char* bad,
+                                                         std::string_view replacement) {
+    ++server_.counters_.bad_replies;
+    server_.log_rate_limited("bad-reply", LogLevel::error,
+                             peer_ + ": handler reply of " + std::to_string(wire.size()) + " bytes " +
+                                 bad + "; answering TEMP");
+    return {"TEMP ", replacement};
+}
+
 void SocketmapServer::Connection::complete(std::uint64_t seq, const SocketmapReply& reply,
                                            bool misuse) {
     if (closed_) return;  // counted in replies_dropped when it closed
@@ -332,31 +403,15 @@ void SocketmapServer::Connection::complete(std::uint64_t seq, const SocketmapRep
     Slot& slot = pending_[seq - front_seq()];
     if (slot.ready) return;
     if (misuse) note_misuse("reply function destroyed without being called");
-    // First in line (every synchronous answer): framed straight into the
-    // output buffer, which keeps its storage, instead of into the slot.
-    const bool first = seq == front_seq();
-    std::string& wire = first ? outbuf_ : slot.wire;
-    const std::size_t size = encoded_reply_size(reply);
-    const char* bad = nullptr;
-    if (size > server_.limits_.max_reply_bytes)
-        bad = "longer than max_reply_bytes";
-    else if (reply_wire_text(reply).find('\0') != std::string_view::npos)
-        bad = "contains a NUL byte";
-    if (bad != nullptr) {
-        ++server_.counters_.bad_replies;
-        server_.log_rate_limited("bad-reply", LogLevel::error,
-                                 peer_ + ": handler reply of " + std::to_string(size) + " bytes " + bad +
-                                     "; answering TEMP");
-        append_reply_netstring(
-            wire, SocketmapReply::temp(std::string("stsguard: internal error: reply ") + bad));
-    } else {
-        append_reply_netstring(wire, reply);
-    }
-    if (first) {
+    const ReplyWire wire = checked_wire(reply);
+    if (seq == front_seq()) {
+        // First in line: straight into the send buffer.
+        out_.append_netstring(wire.word, wire.text);
         pending_.pop_front();
         ++server_.counters_.replies;
         if (!in_dispatch_) last_activity_ = server_.loop_.now();  // dispatch() has just set it
     } else {
+        netstring_append(slot.wire, wire.word, wire.text);
         slot.ready = true;
     }
     if (!in_dispatch_) flush();
@@ -364,12 +419,7 @@ void SocketmapServer::Connection::complete(std::uint64_t seq, const SocketmapRep
 
 void SocketmapServer::Connection::move_ready_replies() {
     while (!pending_.empty() && pending_.front().ready) {
-        if (outbuf_.empty()) {
-            outbuf_ = std::move(pending_.front().wire);
-            out_off_ = 0;
-        } else {
-            outbuf_ += pending_.front().wire;
-        }
+        out_.append(pending_.front().wire);
         pending_.pop_front();
         ++server_.counters_.replies;
         last_activity_ = server_.loop_.now();
@@ -382,16 +432,14 @@ void SocketmapServer::Connection::flush() {
     write_out();
     if (closed_) return;
     // Requests left in inbuf_ while the pipeline was full can go now.
-    if (!draining_ && in_off_ < inbuf_.size() && pending_.size() < server_.limits_.max_pipelined)
-        process_input();
+    if (!draining_ && in_off_ < inbuf_.size() && !pipeline_full()) resume_input();
 }
 
 void SocketmapServer::Connection::write_out() {
-    while (out_off_ < outbuf_.size()) {
-        const ssize_t n =
-            ::send(fd_, outbuf_.data() + out_off_, outbuf_.size() - out_off_, MSG_NOSIGNAL);
+    while (!out_.empty()) {
+        const ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
         if (n > 0) {
-            out_off_ += static_cast<std::size_t>(n);
+            out_.consume(static_cast<std::size_t>(n));
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -400,22 +448,15 @@ void SocketmapServer::Connection::write_out() {
         close_now();
         return;
     }
-    if (out_off_ == outbuf_.size()) {
-        outbuf_.clear();
-        out_off_ = 0;
-    } else if (out_off_ >= 65536 && out_off_ * 2 >= outbuf_.size()) {
-        outbuf_.erase(0, out_off_);
-        out_off_ = 0;
-    }
-    if (unsent() > server_.limits_.max_unsent_bytes) {
+    if (out_.size() > server_.limits_.max_unsent_bytes) {
         ++server_.counters_.write_overflow_closed;
         server_.log_rate_limited("overflow", LogLevel::warning,
                                  peer_ + ": closed: client does not read its replies (" +
-                                     std::to_string(unsent()) + " bytes unsent)");
+                                     std::to_string(out_.size()) + " bytes unsent)");
         close_now();
         return;
     }
-    if ((read_eof_ || draining_) && pending_.empty() && unsent() == 0 &&
+    if ((read_eof_ || draining_) && pending_.empty() && out_.empty() &&
         (draining_ || in_off_ == inbuf_.size())) {
         close_now();
         return;

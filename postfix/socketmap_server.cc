@@ -14,39 +14,22 @@
 
 namespace stsguard {
 
-namespace {
-
-// The status word with its space, and whether the text follows it.
-std::pair<std::string_view, bool> reply_word(SocketmapReply::Kind kind) {
-    switch (kind) {
-        case SocketmapReply::Kind::ok: return {"OK ", true};
-        case SocketmapReply::Kind::notfound: return {"NOTFOUND ", false};
-        case SocketmapReply::Kind::temp: return {"TEMP ", true};
-        case SocketmapReply::Kind::timeout: return {"TIMEOUT ", true};
-        case SocketmapReply::Kind::perm: return {"PERM ", true};
-    }
-    return {"TEMP unknown reply kind", false};
-}
-
-}  // namespace
-
 std::string encode_reply(const SocketmapReply& reply) {
-    const auto [word, with_text] = reply_word(reply.kind);
-    std::string out(word);
-    if (with_text) out += reply.text;
+    const ReplyWire wire = reply_wire(reply);
+    std::string out;
+    out.reserve(wire.size());
+    out += wire.word;
+    out += wire.text;
     return out;
 }
 
-std::string_view reply_wire_text(const SocketmapReply& reply) {
-    return reply_word(reply.kind).second ? std::string_view(reply.text) : std::string_view();
-}
+std::string_view reply_wire_text(const SocketmapReply& reply) { return reply_wire(reply).text; }
 
-std::size_t encoded_reply_size(const SocketmapReply& reply) {
-    return reply_word(reply.kind).first.size() + reply_wire_text(reply).size();
-}
+std::size_t encoded_reply_size(const SocketmapReply& reply) { return reply_wire(reply).size(); }
 
 void append_reply_netstring(std::string& out, const SocketmapReply& reply) {
-    netstring_append(out, reply_word(reply.kind).first, reply_wire_text(reply));
+    const ReplyWire wire = reply_wire(reply);
+    netstring_append(out, wire.word, wire.text);
 }
 
 namespace {

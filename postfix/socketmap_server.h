@@ -46,6 +46,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -80,6 +81,25 @@ std::size_t encoded_reply_size(const SocketmapReply& reply);
 // The part of reply.text that goes on the wire: all of it, or "" for
 // NOTFOUND, which carries none.
 std::string_view reply_wire_text(const SocketmapReply& reply);
+// The reply's DATA in its two parts, without building it: the status
+// word with its space ("OK ") and reply_wire_text().  What the server
+// frames onto the wire.
+struct ReplyWire {
+    std::string_view word;
+    std::string_view text;
+    std::size_t size() const { return word.size() + text.size(); }
+};
+// Inline: called once per reply on the server's hot path.
+inline ReplyWire reply_wire(const SocketmapReply& reply) {
+    switch (reply.kind) {
+        case SocketmapReply::Kind::ok: return {"OK ", reply.text};
+        case SocketmapReply::Kind::notfound: return {"NOTFOUND ", {}};
+        case SocketmapReply::Kind::temp: return {"TEMP ", reply.text};
+        case SocketmapReply::Kind::timeout: return {"TIMEOUT ", reply.text};
+        case SocketmapReply::Kind::perm: return {"PERM ", reply.text};
+    }
+    return {"TEMP unknown reply kind", {}};
+}
 
 // May be called from ANY thread, exactly once.
 using ReplyFn = std::function<void(SocketmapReply)>;
@@ -147,7 +167,10 @@ public:
     std::vector<ListenAddress> listeners() const;
 
     // Reload: new requests go to the new handler; requests in flight finish
-    // on the old one (their ReplyFn keeps it alive).
+    // on the old one (their ReplyFn keeps it alive).  Call it between
+    // events (a posted task, a signal handler on the loop), not from inside
+    // a handler call: the fast path calls answer_now() without taking a
+    // reference of its own (one per request is measurable).
     void set_handler(std::shared_ptr<SocketmapHandler> handler);
     // Reload: applies to existing connections from their next event on
     // (an armed idle timer fires at its old deadline, then uses the new one).

@@ -266,3 +266,61 @@ TEST_CASE("event loop: watch() of a bad descriptor fails with kNoWatch") {
     CHECK(loop.watch(-1, IoInterest::read, [](IoEvents) {}) == EventLoop::kNoWatch);
     CHECK(loop.watch_count() == 0);
 }
+
+namespace {
+
+// Served by a watch whose callback owns it (as a socketmap connection is):
+// it unwatches itself from inside the callback, and again when destroyed.
+struct SelfOwned {
+    EventLoop& loop;
+    int fd;
+    EventLoop::WatchId id = EventLoop::kNoWatch;
+    int events = 0;
+    std::vector<char> state = std::vector<char>(64, 'x');  // heap: ASan sees a use after free
+
+    SelfOwned(EventLoop& l, int f) : loop(l), fd(f) {}
+    ~SelfOwned() { close(); }
+    void close() {
+        if (id == EventLoop::kNoWatch) return;
+        const auto old = id;
+        id = EventLoop::kNoWatch;
+        loop.unwatch(old);  // may drop the last reference to *this's callback
+    }
+    void on_event() {
+        ++events;
+        close();
+        state.assign(64, 'y');  // still alive: the loop holds the callback until it returns
+    }
+};
+
+}  // namespace
+
+TEST_CASE("event loop: a callback that owns its object may unwatch it from inside") {
+    SteadyMonotonicClock clock;
+    EventLoop loop(clock);
+    Pipe p;
+    auto obj = std::make_shared<SelfOwned>(loop, p.r);
+    obj->id = loop.watch(p.r, IoInterest::read, [o = obj](IoEvents) { o->on_event(); });
+    REQUIRE(obj->id != EventLoop::kNoWatch);
+    std::weak_ptr<SelfOwned> weak = obj;
+    obj.reset();  // only the callback owns it now
+    REQUIRE(::write(p.w, "x", 1) == 1);
+    LoopThread lt(loop);
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; ++i) REQUIRE(lt.sync([&] { gone = weak.expired(); }));
+    CHECK(gone);  // freed once its callback returned, never before
+    REQUIRE(lt.sync([&] { CHECK(loop.watch_count() == 0); }));
+}
+
+TEST_CASE("event loop: destroyed with a watch whose owned object unwatches on its way out") {
+    std::weak_ptr<SelfOwned> weak;
+    Pipe p;
+    {
+        SteadyMonotonicClock clock;
+        EventLoop loop(clock);
+        auto obj = std::make_shared<SelfOwned>(loop, p.r);
+        obj->id = loop.watch(p.r, IoInterest::read, [o = obj](IoEvents) { o->on_event(); });
+        weak = obj;
+    }  // ~SelfOwned calls unwatch() while the loop clears its watches: no crash, no leak
+    CHECK(weak.expired());
+}

@@ -4,7 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace stsguard;
@@ -17,8 +20,13 @@ struct Decoded {
     std::size_t error_at = 0;  // total bytes consumed when the error was reported
 };
 
-// Feeds `input` in pieces of `chunk` bytes (0: all at once).
-Decoded decode(const std::string& input, std::size_t max, std::size_t chunk = 0) {
+// The two ways to decode: feed() + take(), and next() (the server's
+// zero-copy read loop).
+enum class Api { feed, next };
+
+// Decodes `input` read by read, as a server does: each piece of `chunk`
+// bytes (0: all at once) is decoded until it is used up.
+Decoded decode(const std::string& input, std::size_t max, std::size_t chunk = 0, Api api = Api::feed) {
     NetstringDecoder d(max);
     Decoded out;
     std::size_t pos = 0, total = 0;
@@ -27,12 +35,25 @@ Decoded decode(const std::string& input, std::size_t max, std::size_t chunk = 0)
         std::string_view piece(input.data() + pos, n);
         pos += n;
         while (!piece.empty()) {
-            const auto step = d.feed(piece);
-            piece.remove_prefix(step.consumed);
-            total += step.consumed;
-            if (step.status == NetstringDecoder::Status::complete) {
-                out.items.push_back(d.take());
-            } else if (step.status == NetstringDecoder::Status::error) {
+            NetstringDecoder::Status status;
+            std::size_t consumed = 0;
+            std::string item;
+            if (api == Api::feed) {
+                const auto step = d.feed(piece);
+                status = step.status;
+                consumed = step.consumed;
+                if (status == NetstringDecoder::Status::complete) item = d.take();
+            } else {
+                const auto frame = d.next(piece);
+                status = frame.status;
+                consumed = frame.consumed;
+                item = frame.data;
+            }
+            piece.remove_prefix(consumed);
+            total += consumed;
+            if (status == NetstringDecoder::Status::complete) {
+                out.items.push_back(std::move(item));
+            } else if (status == NetstringDecoder::Status::error) {
                 out.error = d.error();
                 out.error_at = total;
                 return out;
@@ -42,6 +63,10 @@ Decoded decode(const std::string& input, std::size_t max, std::size_t chunk = 0)
         }
     }
     return out;
+}
+
+Decoded decode_next(const std::string& input, std::size_t max, std::size_t chunk = 0) {
+    return decode(input, max, chunk, Api::next);
 }
 
 }  // namespace
@@ -194,4 +219,126 @@ TEST_CASE("netstring: partial() tracks a netstring in progress; complete waits f
     CHECK(s.status == NetstringDecoder::Status::complete);
     CHECK(d.take() == "de");
     CHECK(d.take().empty());  // nothing complete
+}
+
+// --- next(): the zero-copy decode of the server's read loop ----------------
+
+namespace {
+
+bool inside(std::string_view part, std::string_view whole) {
+    return part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size();
+}
+
+}  // namespace
+
+TEST_CASE("netstring: next() decodes and fails exactly like feed() and take()") {
+    const std::vector<std::string> inputs = {
+        "0:,", "5:hello,", "3:a,b,", "3:1:,,", std::string("3:\0\xff\n,", 6), "1:a,0:,2:bc,",
+        "10:0123456789,", "11:postfix a,",  // exactly the limit; one over
+        "a:", " 5:hello,", "5 :hello,", "-1:", "+1:a,", "1x:a,", ":", "05:hello,", "00:,", "0:x",
+        "20:", "100:", "5:hello;", "5:hello!,", "1:a,2:bcd", "1:a,05:", "2:ab,x", "9999999999999999999999:"};
+    for (const auto& in : inputs) {
+        CAPTURE(in);
+        for (std::size_t chunk : {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{5}}) {
+            CAPTURE(chunk);
+            const auto want = decode(in, 10, chunk);
+            const auto got = decode_next(in, 10, chunk);
+            CHECK(got.items == want.items);
+            CHECK(got.error == want.error);
+            CHECK(got.error_at == want.error_at);
+        }
+    }
+}
+
+TEST_CASE("netstring: a netstring split across two reads at every byte offset still decodes") {
+    // Pipelined requests, the second split at every offset: the first is
+    // decoded in place, the rest continues in the decoder across the reads.
+    const std::string input = "1:a,27:postfix d0000000.bench.test,0:,3:xyz,";
+    const std::vector<std::string> want = {"a", "postfix d0000000.bench.test", "", "xyz"};
+    for (std::size_t cut = 0; cut <= input.size(); ++cut) {
+        CAPTURE(cut);
+        NetstringDecoder d(4096);
+        std::vector<std::string> got;
+        for (std::string_view piece : {std::string_view(input).substr(0, cut),
+                                       std::string_view(input).substr(cut)}) {
+            while (!piece.empty()) {
+                const auto frame = d.next(piece);
+                REQUIRE(frame.status != NetstringDecoder::Status::error);
+                if (frame.status == NetstringDecoder::Status::complete)
+                    got.emplace_back(frame.data);
+                piece.remove_prefix(frame.consumed);
+            }
+        }
+        CHECK(got == want);
+        CHECK_FALSE(d.partial());
+    }
+}
+
+TEST_CASE("netstring: next() hands out a whole netstring where it lies, a split one from its buffer") {
+    NetstringDecoder d(100);
+    const std::string first = "5:hello,3:ab";
+    auto frame = d.next(first);
+    REQUIRE(frame.status == NetstringDecoder::Status::complete);
+    CHECK(frame.consumed == 8);
+    CHECK(frame.data == "hello");
+    CHECK(inside(frame.data, first));  // no copy
+    frame = d.next(std::string_view(first).substr(8));
+    CHECK(frame.status == NetstringDecoder::Status::need_more);
+    CHECK(frame.consumed == 4);
+    CHECK(d.partial());
+    const std::string second = "c,";
+    frame = d.next(second);
+    REQUIRE(frame.status == NetstringDecoder::Status::complete);
+    CHECK(frame.data == "abc");
+    CHECK_FALSE(inside(frame.data, second));  // assembled in the decoder
+    CHECK_FALSE(d.partial());
+    // Back to the in-place path for the next one, with offsets counted on.
+    frame = d.next("2:de,x");
+    CHECK(frame.data == "de");
+    frame = d.next("x");
+    CHECK(frame.status == NetstringDecoder::Status::error);
+    CHECK(d.error_message().find("offset 19") != std::string::npos);
+}
+
+TEST_CASE("netstring: next() with a limit near SIZE_MAX decodes without overflow") {
+    NetstringDecoder big(SIZE_MAX);
+    auto frame = big.next("3:abc,");
+    CHECK(frame.status == NetstringDecoder::Status::complete);
+    CHECK(frame.data == "abc");
+    frame = big.next("99999999999999999999999999:");
+    CHECK(frame.status == NetstringDecoder::Status::error);
+    CHECK(frame.consumed == 20);
+    CHECK(big.error() == NetstringError::length_over_limit);
+
+    NetstringDecoder zero(0);
+    CHECK(zero.next("0:,").data.empty());
+    CHECK(zero.next("1:a,").status == NetstringDecoder::Status::error);
+}
+
+TEST_CASE("netstring: netstring_write() writes in place what netstring_append() appends") {
+    const std::vector<std::pair<std::string, std::string>> parts = {
+        {"", ""}, {"OK ", ""}, {"", "tail"}, {"NOTFOUND ", ""}, {"OK ", std::string(100000, 'x')},
+        {std::string("a\0", 2), std::string("\0b", 2)}};
+    for (const auto& [head, tail] : parts) {
+        std::string buf(head.size() + tail.size() + kNetstringMaxOverhead, '#');
+        char* const end = netstring_write(buf.data(), head, tail);
+        std::string want;
+        netstring_append(want, head, tail);
+        CHECK(std::string(buf.data(), end) == want);
+        CHECK(want == netstring_encode(head + tail));
+    }
+    // The longest length prefix fits the stated overhead.
+    CHECK(std::to_string(SIZE_MAX).size() + 2 == kNetstringMaxOverhead);
+}
+
+TEST_CASE("netstring: next() first hands out a netstring feed() completed and take() never took") {
+    NetstringDecoder d(100);
+    CHECK(d.feed("2:ab,1:c,").consumed == 5);
+    auto frame = d.next("1:c,");
+    CHECK(frame.status == NetstringDecoder::Status::complete);
+    CHECK(frame.consumed == 0);
+    CHECK(frame.data == "ab");
+    frame = d.next("1:c,");
+    CHECK(frame.consumed == 4);
+    CHECK(frame.data == "c");
 }

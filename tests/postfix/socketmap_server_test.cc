@@ -23,7 +23,9 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "postfix/netstring.h"
 #include "tests/temp_dir.h"
@@ -104,6 +106,26 @@ private:
     std::condition_variable cv_;
     std::vector<Held> held_;
     std::size_t total_ = 0;
+};
+
+// Answers keys starting with "now" through answer_now(), keys starting
+// with "inline" from inside handle(), and holds the rest for the test to
+// answer from its own thread: the three ways a reply can come.
+class MixedHandler final : public SocketmapHandler {
+public:
+    Answered answer_now(const SocketmapRequest& req, SocketmapReply& out) override {
+        if (req.key.rfind("now", 0) != 0) return Answered::later;
+        out = SocketmapReply::ok(req.key);
+        return Answered::now;
+    }
+    void handle(const SocketmapRequest& req, ReplyFn done) override {
+        if (req.key.rfind("inline", 0) == 0) {
+            done(SocketmapReply::ok(req.key));
+            return;
+        }
+        held.handle(req, std::move(done));
+    }
+    HoldingHandler held;
 };
 
 // --- server fixture --------------------------------------------------------
@@ -415,6 +437,66 @@ TEST_CASE(
     }
     CHECK(in_order);
     CHECK(f.counters().replies == 100);
+}
+
+TEST_CASE(
+    "socketmap server: answers given at once, from handle() and later from a thread, "
+    "pipelined, come back in request order") {
+    auto h = std::make_shared<MixedHandler>();
+    Fixture f(h);
+    f.start();
+    Client c(f.port());
+    const std::vector<std::string> keys = {"now0",    "later1", "now2", "inline3", "now4",
+                                           "later5",  "now6",   "inline7"};
+    std::string batch;
+    for (const auto& k : keys) netstring_append(batch, "postfix " + k);
+    REQUIRE(c.send_raw(batch));
+    REQUIRE(h->held.wait_total(2));
+    // The first reply needs nothing held; the rest wait behind later1.
+    CHECK(c.read_reply() == std::optional<std::string>("OK now0"));
+    auto held = h->held.take();
+    REQUIRE(held.size() == 2);
+    std::thread worker([&held] {
+        held[1].done(SocketmapReply::ok(held[1].req.key));  // later5 first
+        held[0].done(SocketmapReply::ok(held[0].req.key));
+    });
+    worker.join();
+    for (std::size_t i = 1; i < keys.size(); ++i)
+        CHECK(c.read_reply() == std::optional<std::string>("OK " + keys[i]));
+    // Back to answers at once once nothing is owed.
+    CHECK(c.ask("postfix now8") == std::optional<std::string>("OK now8"));
+    const auto k = f.counters();
+    CHECK(k.requests == 9);
+    CHECK(k.replies == 9);
+    CHECK(k.handler_misuse == 0);
+}
+
+TEST_CASE("socketmap server: a request split across two reads at every byte offset is answered") {
+    // A unix socket: a send is in the server's socket when it returns, so
+    // the loop round after the first part makes the server read it alone.
+    TempDir dir;
+    auto h = std::make_shared<FastPathHandler>();
+    Fixture f(h);
+    f.add_unix_listener(dir.path() + "/s", 0600);
+    f.start();
+    Client c(dir.path() + "/s");
+    REQUIRE(c.connected());
+    const std::string wire =
+        netstring_encode("postfix now.example") + netstring_encode("postfix other.example");
+    bool all_ok = true;
+    for (std::size_t cut = 1; cut < wire.size(); ++cut) {
+        CAPTURE(cut);
+        REQUIRE(c.send_raw(std::string_view(wire).substr(0, cut)));
+        f.on_loop([] {});
+        REQUIRE(c.send_raw(std::string_view(wire).substr(cut)));
+        all_ok = all_ok && c.read_reply() == std::optional<std::string>("OK now|now.example") &&
+                 c.read_reply() == std::optional<std::string>("OK later|other.example");
+    }
+    CHECK(all_ok);
+    const auto k = f.counters();
+    CHECK(k.requests == 2 * (wire.size() - 1));
+    CHECK(k.replies == k.requests);
+    CHECK(k.protocol_errors == 0);
 }
 
 TEST_CASE("socketmap server: no more than max_pipelined requests per connection are in flight") {
