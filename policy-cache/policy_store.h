@@ -16,10 +16,11 @@
 // others wait for its result.  A PolicyStore is thread-safe.  Open ONE
 // PolicyStore per directory per process (LMDB forbids two environments
 // on one file in a process) and never use it in a fork()ed child.
-// Transactions are short: get() is one mdb_get; the update() callback
-// runs inside the write transaction and must be pure (no I/O, no call
-// back into the store; it may run twice, see below, and on another
-// writer's thread).
+// Transactions are short: get() is one mdb_get; a Reading (serve's hot
+// path) spans one mdb_get and the pure decision on its bytes; the
+// update() callback runs inside the write transaction and must be pure
+// (no I/O, no call back into the store; it may run twice, see below, and
+// on another writer's thread).
 //
 // Crash safety: when put/put_all/update/remove/touch_last_used returns
 // success its change is committed in an LMDB transaction (fsync'd), alone
@@ -33,8 +34,9 @@
 // mdb_env_set_mapsize() needs every transaction of this process closed:
 // each transaction is taken under the shared side of map_lock_, a remap
 // under its exclusive side, and pooled read transactions are reset (no
-// snapshot, no map pointers) while idle.  A map grown by another
-// process (MDB_MAP_RESIZED) is adopted the same way.
+// snapshot, no map pointers) while idle, as is the handle a Reading keeps
+// between reads.  A map grown by another process (MDB_MAP_RESIZED) is
+// adopted the same way.
 //
 // Start-up cost: open() reads the schema marker only; it never scans.
 // stats(StatsDetail::by_mode) and for_each() scan (CLI only).

@@ -903,3 +903,94 @@ TEST_CASE(
     auto s = open_ok(opts_for(d));
     for (int i = 0; i <= 10; ++i) CHECK(s->get(nth_domain(i)).value() == nth_record(i));
 }
+
+// ---- Reading: the serve hot path's read, decoded in place --------------
+
+namespace {
+
+std::vector<std::string> names(const NameViews& v) { return {v.begin(), v.end()}; }
+
+}  // namespace
+
+TEST_CASE("store: a Reading finds what get() finds, as views, and tells NotFound from a corrupt record") {
+    TempDir d;
+    {
+        auto s = open_ok(opts_for(d));
+        for (int i = 0; i < 4; ++i) put_ok(*s, nth_record(i));
+    }
+    std::string bogus = *encode_record(nth_record(2));
+    bogus.resize(bogus.size() - 3);
+    raw_put(cache_dir(d), "policies", nth_domain(2).str(), bogus);
+
+    auto s = open_ok(opts_for(d));
+    PolicyStore::Reading reading(*s);
+    CacheRecord fixed(nth_domain(0));
+    RecordTexts texts;
+    for (int i : {0, 1, 3}) {
+        CAPTURE(i);
+        const CacheRecord want = nth_record(i);
+        REQUIRE(reading.get(nth_domain(i), fixed, texts).found());
+        CHECK(fixed.domain == want.domain);
+        CHECK(fixed.expires_at == want.expires_at);
+        CHECK(fixed.policy.mode == want.policy.mode);
+        CHECK(texts.version == want.policy.version);
+        CHECK(names(texts.mx) == want.policy.mx);
+        CHECK(names(texts.mx_hosts) == want.mx_hosts);
+        reading.end();
+    }
+    auto missing = reading.get(nth_domain(7), fixed, texts);
+    CHECK(missing.not_found());
+    reading.end();
+    auto bad = reading.get(nth_domain(2), fixed, texts);
+    REQUIRE(bad.failed());
+    CHECK(bad.failure().code == "cache-record-corrupt");
+    CHECK(bad.failure().reason.find("d2.example") != std::string::npos);
+    reading.end();
+    reading.end();  // idempotent
+}
+
+TEST_CASE("store: a kept Reading sees each write made between its reads (a fresh snapshot per read)") {
+    // serve keeps one Reading for its whole life: its handle is reset
+    // between requests, never holding an old snapshot.
+    TempDir d;
+    auto s = open_ok(opts_for(d));
+    put_ok(*s, nth_record(1));
+    PolicyStore::Reading reading(*s);
+    CacheRecord fixed(nth_domain(1));
+    RecordTexts texts;
+    REQUIRE(reading.get(nth_domain(1), fixed, texts).found());
+    CHECK(names(texts.mx_hosts) == nth_record(1).mx_hosts);
+    reading.end();
+    CacheRecord changed = nth_record(1);
+    changed.mx_hosts = {"mx-new.example"};
+    put_ok(*s, changed);
+    put_ok(*s, nth_record(5));
+    REQUIRE(reading.get(nth_domain(1), fixed, texts).found());
+    CHECK(names(texts.mx_hosts) == std::vector<std::string>{"mx-new.example"});
+    reading.end();
+    CHECK(reading.get(nth_domain(5), fixed, texts).found());
+    reading.end();
+}
+
+TEST_CASE("store: the map grows while a Reading is kept between reads, and the Reading still reads") {
+    // A reset handle holds no map pointer: growth (which needs every
+    // transaction of the process closed) goes on, and the next read
+    // renews the handle on the grown map.
+    TempDir d;
+    auto s = open_ok(opts_for(d, 64 * 1024));
+    put_ok(*s, nth_record(0));
+    PolicyStore::Reading reading(*s);
+    CacheRecord fixed(nth_domain(0));
+    RecordTexts texts;
+    REQUIRE(reading.get(nth_domain(0), fixed, texts).found());
+    reading.end();
+    const std::size_t first = s->stats(StatsDetail::quick).value().map_bytes;
+    for (int i = 1; i < 3000; ++i) put_ok(*s, nth_record(i));
+    CHECK(s->stats(StatsDetail::quick).value().map_bytes > first);
+    for (int i : {0, 1500, 2999}) {
+        CAPTURE(i);
+        REQUIRE(reading.get(nth_domain(i), fixed, texts).found());
+        CHECK(names(texts.mx_hosts) == nth_record(i).mx_hosts);
+        reading.end();
+    }
+}
