@@ -215,16 +215,6 @@ void UsableMxPatterns::add(Pattern* out, std::string_view pat) {
     out[n_++] = Pattern{wildcard ? pat.substr(2) : pat, wildcard, u == 2};
 }
 
-UsableMxPatterns::UsableMxPatterns(const std::vector<std::string>& patterns) {
-    Pattern* out = room_for(patterns.size());
-    for (const std::string_view pat : patterns) add(out, pat);
-}
-
-UsableMxPatterns::UsableMxPatterns(const NameViews& patterns) {
-    Pattern* out = room_for(patterns.size());
-    for (const std::string_view pat : patterns) add(out, pat);
-}
-
 UsableMxPatterns usable_mx_patterns(const std::vector<std::string>& patterns) {
     return UsableMxPatterns(patterns);  // guaranteed elision: no copy of the views
 }

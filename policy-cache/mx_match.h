@@ -49,8 +49,13 @@ public:
         bool lower = false;  // in normal form: compared byte for byte
     };
 
-    explicit UsableMxPatterns(const std::vector<std::string>& patterns);
-    explicit UsableMxPatterns(const NameViews& patterns);  // views into a stored record
+    // Names: std::vector<std::string> (a parsed policy) or NameViews (a
+    // record decoded in place).
+    template <class Names>
+    explicit UsableMxPatterns(const Names& patterns) {
+        Pattern* out = room_for(patterns.size());
+        for (const std::string_view pat : patterns) add(out, pat);
+    }
     UsableMxPatterns(const UsableMxPatterns&) = delete;
     UsableMxPatterns& operator=(const UsableMxPatterns&) = delete;
 

@@ -20,14 +20,17 @@ namespace stsguard {
 // the view is a temporary failure with `pending_code`/`pending_reason`.
 // (Views, not strings: a std::string default argument would be built on
 // the heap for every call, and serve calls this once per request.)
+inline constexpr std::string_view kPendingCode = "lookup-pending";
+inline constexpr std::string_view kPendingReason = "policy discovery did not finish in time";
 DomainView view_of(const std::optional<CacheRecord>& rec, const Assessment& a,
-                   std::string_view pending_code = "lookup-pending",
-                   std::string_view pending_reason = "policy discovery did not finish in time");
+                   std::string_view pending_code = kPendingCode, std::string_view pending_reason = kPendingReason);
 
 // The same for a record decoded in place straight into into.texts
 // (decode_record_view(bytes, key, fixed, into.texts)): the rest of `into`
-// from `fixed`'s fixed-width fields, nothing copied.
-void view_of_into(const CacheRecord& fixed, const Assessment& a, DomainView& into);
+// from `fixed`'s fixed-width fields, nothing copied.  view_of() fills
+// texts from an owned record and comes here too.
+void view_of_into(const CacheRecord& fixed, const Assessment& a, DomainView& into,
+                  std::string_view pending_code = kPendingCode, std::string_view pending_reason = kPendingReason);
 
 // The whole decision for a domain whose record was just read.
 Answer answer_for(const DomainName& domain, const std::optional<CacheRecord>& rec, UnixTime now,

@@ -151,19 +151,12 @@ NetstringDecoder::Frame NetstringDecoder::next(std::string_view input) {
 
 std::string NetstringDecoder::take() {
     std::string out;
-    take_into(out);
-    return out;
-}
-
-void NetstringDecoder::take_into(std::string& out) {
-    if (state_ != State::done) {
-        out.clear();
-        return;
-    }
+    if (state_ != State::done) return out;
     out.swap(data_);
     data_.clear();
     length_ = 0;
     state_ = State::length_first;
+    return out;
 }
 
 std::string NetstringDecoder::error_message() const {

@@ -60,9 +60,6 @@ public:
     // ready for the next one.  Until take() is called, feed() consumes
     // nothing and keeps returning complete.
     std::string take();
-    // take() into `out`, swapping buffers so that both keep their storage
-    // (a connection reads every request without allocating).
-    void take_into(std::string& out);
 
     // One decoded netstring, without copying it where possible.
     struct Frame {

@@ -46,12 +46,6 @@ std::string postfix_match_list(const NameViews& patterns) {
     return out;
 }
 
-std::string cat(std::string_view a, std::string_view b, std::string_view c) {
-    std::string s;
-    s.reserve(a.size() + b.size() + c.size());
-    return ((s += a) += b) += c;
-}
-
 Answer notfound(std::string code, std::string why) {
     return {SocketmapReply::notfound(), std::move(code), std::move(why)};
 }
@@ -88,12 +82,12 @@ void decide_answer_into(const DomainName& domain, const DomainView& view, const 
         std::string text = "secure match=" + postfix_match_list(view.texts.mx) + " servername=hostname";
         if (attrs) text += sts_attributes(domain, view, nullptr);
         return give(Answer{SocketmapReply::ok(std::move(text)), std::string(mode),
-                explained ? cat("policy ", mode, ", patterns ") + join(view.texts.mx, ", ") : std::string()});
+                explained ? "policy " + std::string(mode) + ", patterns " + join(view.texts.mx, ", ") : std::string()});
     }
 
     if (!view.mx_known) {
         return give(Answer{SocketmapReply::temp("MTA-STS: MX lookup for " + domain.str() + " failed: " + view.mx_failure),
-                "mx-lookup-failed", cat("policy ", mode, ", MX lookup failed: ") + view.mx_failure});
+                "mx-lookup-failed", "policy " + std::string(mode) + ", MX lookup failed: " + view.mx_failure});
     }
     // The reply to nearly every lookup is built in place: approved hosts
     // go straight into the text, no list of them in between.
@@ -128,7 +122,7 @@ void decide_answer_into(const DomainName& domain, const DomainView& view, const 
     why.clear();
     if (explained) {
         // Host names hold no ':', so the match list splits back cleanly.
-        why = cat("policy ", mode, ", approved MX ");
+        why = "policy " + std::string(mode) + ", approved MX ";
         const std::string_view hosts = std::string_view(text).substr(kHead.size());
         for (std::size_t pos = 0;;) {
             const std::size_t colon = hosts.find(':', pos);

@@ -23,14 +23,6 @@ std::string encode_reply(const SocketmapReply& reply) {
     return out;
 }
 
-std::string_view reply_wire_text(const SocketmapReply& reply) { return reply_wire(reply).text; }
-
-std::size_t encoded_reply_size(const SocketmapReply& reply) { return reply_wire(reply).size(); }
-
-void append_reply_netstring(std::string& out, const SocketmapReply& reply) {
-    const ReplyWire wire = reply_wire(reply);
-    netstring_append(out, wire.word, wire.text);
-}
 
 namespace {
 

@@ -74,16 +74,9 @@ struct SocketmapReply {
 // The DATA part of the reply netstring: "OK text", "NOTFOUND " (text
 // ignored), "TEMP text", "TIMEOUT text", "PERM text".
 std::string encode_reply(const SocketmapReply& reply);
-// The same DATA framed as a netstring, appended to `out` in one pass.
-void append_reply_netstring(std::string& out, const SocketmapReply& reply);
-// encode_reply(reply).size(), without building it.
-std::size_t encoded_reply_size(const SocketmapReply& reply);
-// The part of reply.text that goes on the wire: all of it, or "" for
-// NOTFOUND, which carries none.
-std::string_view reply_wire_text(const SocketmapReply& reply);
 // The reply's DATA in its two parts, without building it: the status
-// word with its space ("OK ") and reply_wire_text().  What the server
-// frames onto the wire.
+// word with its space ("OK ") and the text (none for NOTFOUND, which
+// carries none).  What the server frames onto the wire.
 struct ReplyWire {
     std::string_view word;
     std::string_view text;

@@ -108,9 +108,8 @@ TEST_CASE("netstring: valid input decodes whole, in pieces, and byte by byte") {
     }
 }
 
-TEST_CASE("netstring: take_into() hands over each netstring and keeps decoding") {
+TEST_CASE("netstring: take() hands over each netstring and keeps decoding") {
     NetstringDecoder d(100);
-    std::string out = "stale";
     const std::string input = "3:abc,0:,5:hello,";
     std::vector<std::string> got;
     std::size_t off = 0;
@@ -118,14 +117,10 @@ TEST_CASE("netstring: take_into() hands over each netstring and keeps decoding")
         const auto step = d.feed(std::string_view(input).substr(off));
         off += step.consumed;
         REQUIRE(step.status != NetstringDecoder::Status::error);
-        if (step.status == NetstringDecoder::Status::complete) {
-            d.take_into(out);
-            got.push_back(out);
-        }
+        if (step.status == NetstringDecoder::Status::complete) got.push_back(d.take());
     }
     CHECK(got == std::vector<std::string>{"abc", "", "hello"});
-    d.take_into(out);  // nothing complete: empty, not the last one again
-    CHECK(out.empty());
+    CHECK(d.take().empty());  // nothing complete: empty, not the last one again
 }
 
 TEST_CASE("netstring: framing errors are precise and reported at the offending byte") {

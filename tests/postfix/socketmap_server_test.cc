@@ -334,7 +334,7 @@ TEST_CASE("socketmap reply: wire forms of socketmap_table(5)") {
     CHECK(encode_reply(SocketmapReply::perm("bad map")) == "PERM bad map");
 }
 
-TEST_CASE("socketmap reply: the one-pass framing is the netstring of encode_reply()") {
+TEST_CASE("socketmap reply: the wire parts framed in place are the netstring of encode_reply()") {
     const SocketmapReply replies[] = {
         SocketmapReply::ok("secure match=mx1.example.com:mx2.example.com servername=hostname"),
         SocketmapReply::ok(""), SocketmapReply::notfound(), {SocketmapReply::Kind::notfound, "ignored"},
@@ -342,15 +342,17 @@ TEST_CASE("socketmap reply: the one-pass framing is the netstring of encode_repl
         SocketmapReply::perm("bad map"), SocketmapReply::ok(std::string(100001, 'x'))};
     std::string all, want;
     for (const auto& r : replies) {
+        const ReplyWire wire = reply_wire(r);
+        CHECK(wire.size() == encode_reply(r).size());
+        CHECK(std::string(wire.word) + std::string(wire.text) == encode_reply(r));
         std::string one = "prefix";
-        append_reply_netstring(one, r);
+        netstring_append(one, wire.word, wire.text);
         CHECK(one == "prefix" + netstring_encode(encode_reply(r)));
-        CHECK(encoded_reply_size(r) == encode_reply(r).size());
-        CHECK(encode_reply(r).ends_with(reply_wire_text(r)));
-        append_reply_netstring(all, r);
+        netstring_append(all, wire.word, wire.text);
         want += netstring_encode(encode_reply(r));
     }
     CHECK(all == want);  // appends, never replaces
+    CHECK(reply_wire({SocketmapReply::Kind::notfound, "ignored"}).text.empty());
 }
 
 TEST_CASE("socketmap server: one request gets one reply; name and key split at the first space") {
